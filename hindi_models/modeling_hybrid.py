@@ -1,0 +1,338 @@
+"""GPT+BERT hybrid: one shared token embedding feeding a bidirectional BERT encoder and a causal GPT-2 decoder.
+
+Generation goes through the decoder, understanding (fill-mask, classification, tagging) through the encoder.
+Every Auto class below is the same backbone with only the parts it needs, so all of them load from one folder
+with identical parameter names. This file is copied next to the weights as remote code: it imports only
+`transformers`, `torch` and its sibling `configuration_hybrid.py`.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.loss.loss_utils import ForCausalLMLoss, ForMaskedLMLoss
+from transformers.modeling_outputs import (
+    CausalLMOutputWithPast,
+    MaskedLMOutput,
+    ModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.models.bert.modeling_bert import BertModel
+from transformers.models.gpt2.modeling_gpt2 import GPT2Model
+
+from .configuration_hybrid import HybridGPTBERTConfig
+
+SHARED_EMBEDDING = "embed_tokens.weight"
+ENCODER_EMBEDDING = "encoder.embeddings.word_embeddings.weight"
+DECODER_EMBEDDING = "decoder.wte.weight"
+TASKS = ("both", "mlm", "clm")
+
+
+@dataclass
+class HybridGPTBERTOutput(ModelOutput):
+    """Output of the pretraining forward: the weighted loss, both partial losses and both logits."""
+
+    loss: torch.FloatTensor | None = None
+    mlm_loss: torch.FloatTensor | None = None
+    clm_loss: torch.FloatTensor | None = None
+    mlm_logits: torch.FloatTensor | None = None
+    clm_logits: torch.FloatTensor | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    decoder_last_hidden_state: torch.FloatTensor | None = None
+    cache: object | None = None
+
+
+class HybridGPTBERTPreTrainedModel(PreTrainedModel):
+    """Builds the parts of the hybrid a head class asks for; weight init and shared-embedding plumbing."""
+
+    config_class = HybridGPTBERTConfig
+    base_model_prefix = "hybrid"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _no_split_modules = ["BertLayer", "GPT2Block"]
+
+    def _build(self, config: HybridGPTBERTConfig, encoder: bool, decoder: bool):
+        """Create the shared embedding and the requested stacks, and declare which tensors are one and the same."""
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        tied = {}
+        if encoder:
+            self.encoder = BertModel(config.encoder_config(), add_pooling_layer=False)
+            self.encoder.embeddings.word_embeddings = self.embed_tokens
+            tied[ENCODER_EMBEDDING] = SHARED_EMBEDDING
+        if decoder:
+            self.decoder = GPT2Model(config.decoder_config())
+            self.decoder.wte = self.embed_tokens
+            tied[DECODER_EMBEDDING] = SHARED_EMBEDDING
+        # v5 dict-form tie map {target: source}: the shared matrix is stored once, as `embed_tokens.weight`.
+        self._tied_weights_keys = tied
+
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                nn.init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def get_input_embeddings(self):
+        return self.embed_tokens
+
+    def set_input_embeddings(self, new_embeddings):
+        self.embed_tokens = new_embeddings
+        if hasattr(self, "encoder"):
+            self.encoder.embeddings.word_embeddings = new_embeddings
+        if hasattr(self, "decoder"):
+            self.decoder.wte = new_embeddings
+
+    def _lm_head(self, hidden_size_in: int):
+        return nn.Linear(hidden_size_in, self.config.vocab_size, bias=False)
+
+    def _tie_heads(self, *head_names: str):
+        if self.config.tie_lm_heads:
+            self._tied_weights_keys.update({f"{name}.weight": SHARED_EMBEDDING for name in head_names})
+
+    def _encode(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, **kwargs):
+        return self.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            **kwargs,
+        ).last_hidden_state
+
+
+class HybridGPTBERTModel(HybridGPTBERTPreTrainedModel):
+    """The whole hybrid with both heads; `forward` computes `α·mlm_loss + β·clm_loss` for pretraining."""
+
+    def __init__(self, config: HybridGPTBERTConfig):
+        super().__init__(config)
+        self._build(config, encoder=True, decoder=True)
+        self.mlm_head = self._lm_head(config.hidden_size)
+        self.clm_head = self._lm_head(config.hidden_size)
+        self._tie_heads("mlm_head", "clm_head")
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        mlm_input_ids: torch.LongTensor | None = None,
+        mlm_labels: torch.LongTensor | None = None,
+        task: str = "both",
+        token_type_ids: torch.LongTensor | None = None,
+        cache=None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> HybridGPTBERTOutput:
+        r"""
+        input_ids: the clean sequence, read by the causal decoder (and by the encoder when `mlm_input_ids` is None).
+        labels: causal LM labels (usually `input_ids` with padding set to -100; shifted inside).
+        mlm_input_ids: the MASKED copy read by the encoder. Required with `mlm_labels`: feeding the encoder the
+            clean sequence would let it copy its answers.
+        mlm_labels: masked LM labels (-100 everywhere but at masked positions).
+        task: "both" (default), "mlm" (encoder branch only) or "clm" (decoder branch only).
+        """
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if mlm_labels is not None and mlm_input_ids is None and task != "clm":
+            raise ValueError("mlm_labels given without mlm_input_ids: the encoder must read the masked copy")
+        kwargs.pop("num_items_in_batch", None)  # both partial losses are token means; Trainer may pass it
+        out = HybridGPTBERTOutput()
+        weighted = []
+        if task in ("both", "mlm"):
+            encoder_input = mlm_input_ids if mlm_input_ids is not None else input_ids
+            out.encoder_last_hidden_state = self._encode(encoder_input, attention_mask, token_type_ids)
+            out.mlm_logits = self.mlm_head(out.encoder_last_hidden_state)
+            if mlm_labels is not None:
+                out.mlm_loss = ForMaskedLMLoss(out.mlm_logits, mlm_labels, vocab_size=self.config.vocab_size)
+                weighted.append(self.config.mlm_loss_weight * out.mlm_loss)
+        if task in ("both", "clm"):
+            decoded = self.decoder(
+                input_ids=input_ids, attention_mask=attention_mask, cache=cache, use_cache=use_cache
+            )
+            out.decoder_last_hidden_state = decoded.last_hidden_state
+            out.cache = decoded.cache
+            out.clm_logits = self.clm_head(out.decoder_last_hidden_state)
+            if labels is not None:
+                out.clm_loss = ForCausalLMLoss(out.clm_logits, labels, vocab_size=self.config.vocab_size)
+                weighted.append(self.config.clm_loss_weight * out.clm_loss)
+        if weighted:
+            out.loss = torch.stack(weighted).sum()
+        return out
+
+
+class HybridGPTBERTForCausalLM(HybridGPTBERTPreTrainedModel, GenerationMixin):
+    """The decoder branch (shared embedding → GPT-2 stack → CLM head), for `generate` and text-generation."""
+
+    # The encoder half of a full checkpoint is not needed here.
+    _keys_to_ignore_on_load_unexpected = [r"^encoder\.", r"^mlm_head\."]
+
+    def __init__(self, config: HybridGPTBERTConfig):
+        super().__init__(config)
+        self._build(config, encoder=False, decoder=True)
+        self.clm_head = self._lm_head(config.hidden_size)
+        self._tie_heads("clm_head")
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.clm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.clm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        cache=None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        decoded = self.decoder(
+            input_ids=input_ids,
+            cache=cache,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+        )
+        hidden_states = decoded.last_hidden_state
+        # Generation needs only the last positions' logits; slicing first saves the vocabulary projection.
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.clm_head(hidden_states[:, keep, :])
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=decoded.cache)
+
+
+class HybridGPTBERTForMaskedLM(HybridGPTBERTPreTrainedModel):
+    """The encoder branch (shared embedding → BERT stack → MLM head), for fill-mask and pseudo-likelihoods."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^clm_head\."]
+
+    def __init__(self, config: HybridGPTBERTConfig):
+        super().__init__(config)
+        self._build(config, encoder=True, decoder=False)
+        self.mlm_head = self._lm_head(config.hidden_size)
+        self._tie_heads("mlm_head")
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.mlm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.mlm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        hidden_states = self._encode(input_ids, attention_mask, token_type_ids, position_ids)
+        logits = self.mlm_head(hidden_states)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        return MaskedLMOutput(loss=loss, logits=logits)
+
+
+class HybridGPTBERTForSequenceClassification(HybridGPTBERTPreTrainedModel):
+    """Encoder states at the leading [CLS] → dropout → linear classifier (BERT's recipe, without the pooler)."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^clm_head\.", r"^mlm_head\."]
+
+    def __init__(self, config: HybridGPTBERTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self._build(config, encoder=True, decoder=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        hidden_states = self._encode(input_ids, attention_mask, token_type_ids, position_ids)
+        logits = self.classifier(self.dropout(hidden_states[:, 0]))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+class HybridGPTBERTForTokenClassification(HybridGPTBERTPreTrainedModel):
+    """Encoder states of every token → dropout → linear tagger (POS, NER)."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^clm_head\.", r"^mlm_head\."]
+
+    def __init__(self, config: HybridGPTBERTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self._build(config, encoder=True, decoder=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> TokenClassifierOutput:
+        hidden_states = self._encode(input_ids, attention_mask, token_type_ids, position_ids)
+        logits = self.classifier(self.dropout(hidden_states))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, self.config, **kwargs)
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+
+# `save_pretrained` copies this file and its sibling next to the weights for classes registered here.
+for _auto_class, _model_class in {
+    "AutoModel": HybridGPTBERTModel,
+    "AutoModelForCausalLM": HybridGPTBERTForCausalLM,
+    "AutoModelForMaskedLM": HybridGPTBERTForMaskedLM,
+    "AutoModelForSequenceClassification": HybridGPTBERTForSequenceClassification,
+    "AutoModelForTokenClassification": HybridGPTBERTForTokenClassification,
+}.items():
+    _model_class.register_for_auto_class(_auto_class)
+
+__all__ = [
+    "HybridGPTBERTOutput",
+    "HybridGPTBERTPreTrainedModel",
+    "HybridGPTBERTModel",
+    "HybridGPTBERTForCausalLM",
+    "HybridGPTBERTForMaskedLM",
+    "HybridGPTBERTForSequenceClassification",
+    "HybridGPTBERTForTokenClassification",
+]

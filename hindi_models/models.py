@@ -1,0 +1,77 @@
+"""The three architectures built from a preset: stock GPT-2, stock BERT, and the GPT+BERT hybrid.
+
+GPT and BERT are stock transformers classes (`model_type` gpt2 / bert) so that saved folders load with the Auto
+classes and no remote code. All three take their stack shapes from one place, `HybridGPTBERTConfig`, whose
+`decoder_config()` / `encoder_config()` are exactly the standalone GPT's / BERT's configs of the same preset.
+"""
+
+from __future__ import annotations
+
+from transformers import BertForMaskedLM, GPT2LMHeadModel, PreTrainedConfig, PreTrainedModel
+
+from .configuration_hybrid import HybridGPTBERTConfig
+from .modeling_hybrid import HybridGPTBERTModel
+from .presets import Preset
+from .tokenizer import BOS_ID, CLS_ID, EOS_ID, MASK_ID, PAD_ID, SEP_ID
+
+# The seed's names for the two stock architectures.
+HindiGPTModel = GPT2LMHeadModel
+HindiBERTModel = BertForMaskedLM
+MODEL_CLASSES = {"gpt": GPT2LMHeadModel, "bert": BertForMaskedLM, "hybrid": HybridGPTBERTModel}
+
+
+def special_token_ids(tokenizer=None) -> dict:
+    """pad/bos/eos/cls/sep/mask ids from a tokenizer (or the project's fixed ids 0-4), never GPT-2's 50256."""
+    if tokenizer is None:
+        return dict(pad=PAD_ID, bos=BOS_ID, eos=EOS_ID, cls=CLS_ID, sep=SEP_ID, mask=MASK_ID)
+    ids = dict(
+        pad=tokenizer.pad_token_id,
+        bos=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id,
+        eos=tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id,
+        cls=tokenizer.cls_token_id,
+        sep=tokenizer.sep_token_id,
+        mask=tokenizer.mask_token_id,
+    )
+    missing = [name for name, value in ids.items() if value is None]
+    if missing:
+        raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no {', '.join(missing)} token")
+    return ids
+
+
+def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedConfig:
+    """The transformers config of `preset.model_type` (GPT2Config, BertConfig or HybridGPTBERTConfig)."""
+    ids = token_ids or special_token_ids()
+    hybrid = HybridGPTBERTConfig(
+        vocab_size=vocab_size or preset.vocab_size,
+        hidden_size=preset.hidden_size,
+        num_hidden_layers=preset.num_layers,
+        num_attention_heads=preset.num_heads,
+        intermediate_size=preset.intermediate_size,
+        max_position_embeddings=preset.max_length,
+        hidden_dropout_prob=preset.dropout,
+        attention_probs_dropout_prob=preset.dropout,
+        mlm_loss_weight=preset.mlm_loss_weight,
+        clm_loss_weight=preset.clm_loss_weight,
+        tie_lm_heads=preset.tie_lm_heads,
+        pad_token_id=ids["pad"],
+        bos_token_id=ids["bos"],
+        eos_token_id=ids["eos"],
+        cls_token_id=ids["cls"],
+        sep_token_id=ids["sep"],
+        mask_token_id=ids["mask"],
+    )
+    if preset.model_type == "hybrid":
+        return hybrid
+    return hybrid.decoder_config() if preset.model_type == "gpt" else hybrid.encoder_config()
+
+
+def build_model(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedModel:
+    """A freshly initialised model of `preset.model_type`."""
+    config = make_model_config(preset, vocab_size, token_ids)
+    return MODEL_CLASSES[preset.model_type](config)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(total, trainable) parameters, counting a shared (tied) tensor once."""
+    params = list(model.parameters())  # `parameters()` already de-duplicates shared tensors
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)

@@ -1,0 +1,1 @@
+"""The pretraining / evaluation pipeline (thin scripts over hindi_models)."""
