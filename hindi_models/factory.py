@@ -188,3 +188,20 @@ class ModelFactory:
             raise FileNotFoundError(f"{root}: no saved model (no */{WEIGHTS})")
         latest = max(candidates, key=lambda folder: (folder / WEIGHTS).stat().st_mtime_ns)
         return self.load_model(latest, **kwargs)
+
+    def push_to_hub(self, folder: str | os.PathLike, repo_id: str, private: bool = False,
+                    revision: str | None = None, branches: list | tuple = (), token: str | None = None) -> list:
+        """Upload a saved folder to the Hub (`revision` = branch, created if missing), and each folder in
+        `branches` (e.g. BabyLM `chck_1M` snapshots) as a branch named after it. Returns the commit infos."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        commits = []
+        for path, branch in [(Path(folder), revision), *((Path(b), Path(b).name) for b in branches)]:
+            if branch:
+                api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type="model")
+            commits.append(api.upload_folder(repo_id=repo_id, folder_path=str(path), revision=branch,
+                                             repo_type="model",
+                                             commit_message=f"Upload {path.name} with hindi-models"))
+        return commits

@@ -113,6 +113,10 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
 class HybridGPTBERTModel(HybridGPTBERTPreTrainedModel):
     """The whole hybrid with both heads; `forward` computes `α·mlm_loss + β·clm_loss` for pretraining."""
 
+    # Two objectives with different label sets: each partial loss is a token mean, so Trainer must not pass one
+    # `num_items_in_batch` for both (it then scales the loss for gradient accumulation itself).
+    accepts_loss_kwargs = False
+
     def __init__(self, config: HybridGPTBERTConfig):
         super().__init__(config)
         self._build(config, encoder=True, decoder=True)

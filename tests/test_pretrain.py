@@ -1,0 +1,143 @@
+"""Pretraining with Trainer: each architecture learns, resume is exact, distributed CPU run, Hub upload, compare."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hindi_models.presets import load_preset
+from training.pretrain import TrainingDivergedError, pretrain
+from training.report import read_log
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Tiny and fast: 64-token blocks, batch 8, a high learning rate so a few dozen steps show learning.
+FAST = dict(batch_size=8, learning_rate=3e-3, warmup_ratio=0.1, report_to="none", disable_tqdm=True,
+            precision="fp32", seed=7)
+
+
+def fast_preset(**overrides):
+    return load_preset("tiny", max_length=64, **overrides)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory, tokenizer):
+    folder = tmp_path_factory.mktemp("tok")
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("model_type", ["gpt", "bert", "hybrid"])
+def test_each_architecture_learns_and_saves_a_hub_folder(model_type, tmp_path, tokenizer_dir):
+    out = tmp_path / model_type
+    metrics = pretrain(model_type=model_type, preset=fast_preset(), output_dir=out, tokenizer_path=tokenizer_dir,
+                       max_steps=40, eval_steps=10, logging_steps=5, **FAST)
+    log = read_log(tmp_path / f"{model_type}_checkpoints" / "log.jsonl")
+    train_losses = [r["loss"] for r in log if "loss" in r]
+    eval_losses = [r["eval_loss"] for r in log if "eval_loss" in r]
+    assert len(train_losses) == 8 and len(eval_losses) == 4
+    assert train_losses[-1] < train_losses[0] - 0.5, train_losses
+    assert eval_losses[-1] < eval_losses[0], eval_losses
+    assert metrics["steps"] == 40 and metrics["tokens_seen"] == 40 * 8 * 64
+    expected_keys = {"gpt": {"validation_clm_loss"}, "bert": {"validation_mlm_loss"},
+                     "hybrid": {"validation_clm_loss", "validation_mlm_loss"}}[model_type]
+    assert expected_keys <= set(metrics) and all(metrics[k] < 7.0 for k in expected_keys)
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md", "metrics.json",
+                 "training_config.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("checkpoint-*")), "Trainer checkpoints belong in the checkpoint folder"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["steps"] == 40 and saved["hyperparameters"]["learning_rate"] == 3e-3
+
+
+def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tokenizer_dir):
+    common = dict(model_type="hybrid", preset=fast_preset(dropout=0.0), tokenizer_path=tokenizer_dir, max_steps=20,
+                  save_steps=10, eval_steps=10, logging_steps=1, **FAST)
+    pretrain(output_dir=tmp_path / "full", **common)
+    full = [r["loss"] for r in read_log(tmp_path / "full_checkpoints" / "log.jsonl") if "loss" in r]
+
+    pretrain(output_dir=tmp_path / "cut", **common)
+    ckpt = tmp_path / "cut_checkpoints"
+    shutil.rmtree(ckpt / "checkpoint-20")  # as if the run had died after step 10's checkpoint
+    records = read_log(ckpt / "log.jsonl")
+    (ckpt / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records if r["step"] <= 10))
+    pretrain(output_dir=tmp_path / "cut", resume=True, **common)
+    resumed = [r for r in read_log(ckpt / "log.jsonl") if "loss" in r]
+    assert [r["step"] for r in resumed] == list(range(1, 21))
+    assert [r["loss"] for r in resumed] == pytest.approx(full, abs=1e-5)
+
+
+def test_refuses_existing_run_and_resume_without_checkpoint(tmp_path, tokenizer_dir):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already holds a run; pass --overwrite"):
+        pretrain(model_type="gpt", preset=fast_preset(), output_dir=out, tokenizer_path=tokenizer_dir, max_steps=2,
+                 **FAST)
+    with pytest.raises(FileNotFoundError, match="no checkpoint-N folder"):
+        pretrain(model_type="gpt", preset=fast_preset(), output_dir=tmp_path / "new", tokenizer_path=tokenizer_dir,
+                 max_steps=2, resume=True, **FAST)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        pretrain(model_type="gpt", preset=fast_preset(), output_dir=tmp_path / "file", tokenizer_path=tokenizer_dir,
+                 max_steps=2, **FAST)
+
+
+def test_nan_loss_stops_training_naming_the_step(tmp_path, tokenizer_dir):
+    with pytest.raises(TrainingDivergedError, match=r"loss became (nan|inf) at step \d+"):
+        pretrain(model_type="gpt", preset=fast_preset(), output_dir=tmp_path / "nan", tokenizer_path=tokenizer_dir,
+                 max_steps=30, logging_steps=1, **{**FAST, "learning_rate": 1e12, "warmup_ratio": 0.0})
+    assert not (tmp_path / "nan" / "model.safetensors").exists()
+
+
+def test_word_checkpoints_and_push_to_hub_arguments(tmp_path, tokenizer_dir, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+    for name in ("create_repo", "create_branch", "upload_folder"):
+        monkeypatch.setattr(huggingface_hub.HfApi, name,
+                            lambda self, *a, _name=name, **kw: calls.append((_name, a, kw)) or f"{_name}-done")
+    out = tmp_path / "gpt"
+    metrics = pretrain(model_type="gpt", preset=fast_preset(), output_dir=out, tokenizer_path=tokenizer_dir,
+                       word_budget=3000, checkpoint_every_words=1000, push_to_hub="someone/hindi-gpt",
+                       hub_private=True, hub_revision="v1", **FAST)
+    snapshots = sorted(p.name for p in (tmp_path / "gpt_checkpoints").glob("chck_*"))
+    assert snapshots == ["chck_0.001M", "chck_0.002M", "chck_0.003M"]
+    assert metrics["words_seen"] >= 3000
+    assert calls[0] == ("create_repo", ("someone/hindi-gpt",), {"private": True, "exist_ok": True,
+                                                                "repo_type": "model"})
+    uploads = [kw for name, _, kw in calls if name == "upload_folder"]
+    assert uploads[0]["folder_path"] == str(out) and uploads[0]["revision"] == "v1"
+    assert [u["revision"] for u in uploads[1:]] == snapshots
+    assert all(u["repo_id"] == "someone/hindi-gpt" for u in uploads)
+    branches = [kw["branch"] for name, _, kw in calls if name == "create_branch"]
+    assert branches == ["v1", *snapshots]
+
+
+def test_two_process_cpu_run_under_accelerate_launch(tmp_path, tokenizer_dir):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "training/configs/cpu_2proc.yaml",
+           "-m", "training.pretrain", "--model-type", "gpt", "--output-dir", str(out),
+           "--tokenizer", str(tokenizer_dir), "--max-steps", "6", "--batch-size", "4", "--precision", "fp32",
+           "--report-to", "none", "--eval-steps", "3"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_processes"] == 2 and metrics["steps"] == 6
+    assert metrics["tokens_seen"] == 6 * 4 * 2 * 128  # global batch = 2 processes x 4
+    assert (out / "model.safetensors").is_file()
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "training.cli", "pretrain", "--output-dir", str(tmp_path / "x"),
+         "--corpus", str(tmp_path / "missing.txt")],
+        capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("hindi-lm: error:") and "missing.txt" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,160 @@
+"""The main job: one tokenizer, GPT + BERT + hybrid pretrained on the same data and word budget, evaluated, reported.
+
+    hindi-lm compare                                   # bundled sample, tiny preset, minutes on 2 CPU cores
+    hindi-lm compare --corpus shared --preset small --word-budget 5e6 --run-dir runs/small
+
+Writes `<run-dir>/`: `tokenizer/`, `gpt/`, `bert/`, `hybrid/` (Hub-ready model folders), `checkpoints/` (Trainer
+state and logs), `results.json`, `report.md`, `loss_curves.png` and, when minimal pairs were scored,
+`minimal_pairs.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import transformers
+
+from hindi_models.evaluation import evaluate_model
+from hindi_models.factory import atomic_directory, write_json
+from hindi_models.presets import MODEL_TYPES, load_preset
+from hindi_models.tokenizer import train_tokenizer
+from training.data import load_corpus, shared_data_dir
+from training.pretrain import check_output_dir, pretrain
+from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_report
+
+PROMPTS = ["भारत एक", "आज सुबह", "मेरे गाँव में", "विज्ञान के अनुसार"]
+SAMPLING = dict(do_sample=True, temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=40)
+DEFAULT_WORD_BUDGET = 400_000
+
+
+def generation_samples(model_dir: Path, prompts=PROMPTS, seed: int = 0) -> list[dict]:
+    """Samples from a causal model (GPT, hybrid decoder) with the design's settings; prompts start with [CLS]."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=True).eval()
+    rows = []
+    for i, prompt in enumerate(prompts):
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+        ids = torch.cat([torch.tensor([[tokenizer.cls_token_id]]), ids], dim=1)  # documents start with [CLS]
+        torch.manual_seed(seed + i)
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), pad_token_id=tokenizer.pad_token_id,
+                             **SAMPLING)
+        rows.append({"prompt": prompt, "text": tokenizer.decode(out[0, 1:], skip_special_tokens=True)})
+    return rows
+
+
+def evaluation_inputs(corpus, shared_data: str | None, max_texts: int, max_pairs: int | None):
+    """Held-out texts (the run's validation split) and the shared minimal pairs when present."""
+    texts = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)["validation"]["text"][:max_texts]
+    pairs = None
+    try:
+        candidate = shared_data_dir(shared_data) / "bhs_hindi_minimal_pairs" / "pairs.public.jsonl"
+        pairs = candidate if candidate.is_file() else None
+    except (FileNotFoundError, ValueError):
+        pairs = None
+    return texts, pairs, max_pairs
+
+
+def compare(
+    run_dir: str | os.PathLike = "runs/compare",
+    preset: str = "tiny",
+    corpus=None,
+    word_budget: int = DEFAULT_WORD_BUDGET,
+    model_types=MODEL_TYPES,
+    seed: int = 42,
+    shared_data: str | None = None,
+    max_eval_texts: int = 200,
+    max_pairs: int | None = 600,
+    overwrite: bool = False,
+    **pretrain_kwargs,
+) -> dict:
+    """Train one tokenizer, pretrain each architecture on the same words, evaluate all, write the report."""
+    started = time.time()
+    run_dir = Path(run_dir)
+    check_output_dir(run_dir, overwrite, resume=False)
+    preset_obj = load_preset(preset)
+    splits = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)
+    with atomic_directory(run_dir / "tokenizer") as tmp:
+        tokenizer = train_tokenizer(splits["train"]["text"], vocab_size=preset_obj.vocab_size, output_dir=tmp,
+                                    held_out=splits["validation"]["text"])
+    fertility = tokenizer.fertility
+    texts, pairs, max_pairs = evaluation_inputs(corpus, shared_data, max_eval_texts, max_pairs)
+
+    models, logs = {}, {}
+    for model_type in model_types:
+        print(f"\n=== {model_type}: pretraining on {word_budget:,} words ===")
+        metrics = pretrain(model_type=model_type, preset=preset_obj, corpus=corpus, output_dir=run_dir / model_type,
+                           checkpoint_dir=run_dir / "checkpoints" / model_type, tokenizer_path=run_dir / "tokenizer",
+                           word_budget=word_budget, seed=seed, overwrite=True, **pretrain_kwargs)
+        print(f"=== {model_type}: evaluating ===")
+        metrics["evaluation"] = evaluate_model(run_dir / model_type, eval_texts=texts, minimal_pairs=pairs,
+                                               max_pairs=max_pairs, trust_remote_code=True)["sections"]
+        if model_type in ("gpt", "hybrid"):
+            metrics["samples"] = generation_samples(run_dir / model_type)
+        models[model_type] = metrics
+        logs[model_type] = read_log(run_dir / "checkpoints" / model_type / "log.jsonl")
+
+    results = {
+        "run": {
+            "preset": preset_obj.name,
+            "corpus": str(corpus or "bundled sample corpus"),
+            "word_budget": word_budget,
+            "seed": seed,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"
+            + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+            "sampling": ", ".join(f"{k} {v}" for k, v in SAMPLING.items()),
+            "eval_texts": len(texts),
+            "minimal_pairs_file": str(pairs) if pairs else None,
+        },
+        "tokenizer": {"vocab_size": len(tokenizer), "fertility": fertility},
+        "models": models,
+    }
+    figures = {"loss_curves": plot_loss_curves(logs, run_dir / "loss_curves.png").name}
+    per_phenomenon = {
+        f"{name} ({section})": {p: v["accuracy"] for p, v in ev["minimal_pairs"]["per_phenomenon"].items()}
+        for name, m in models.items() for section, ev in m["evaluation"].items() if ev.get("minimal_pairs")
+    }
+    if per_phenomenon:
+        figures["minimal_pairs"] = plot_minimal_pairs(per_phenomenon, run_dir / "minimal_pairs.png").name
+    results["run"]["wall_seconds"] = round(time.time() - started, 1)
+    write_json(run_dir / "results.json", results)
+    report = write_report(results, run_dir, figures)
+    print(f"\nReport: {report}\nResults: {run_dir / 'results.json'} ({results['run']['wall_seconds']:.0f} s)")
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `hindi-lm compare` options."""
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/compare"))
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--corpus", nargs="+", default=None,
+                        help="default: bundled sample; 'shared' = the shared 6.9M-word corpus; or files/globs")
+    parser.add_argument("--word-budget", type=float, default=DEFAULT_WORD_BUDGET)
+    parser.add_argument("--models", nargs="+", choices=MODEL_TYPES, default=list(MODEL_TYPES))
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--shared-data", default=None, help="shared data folder (default $HINDI_MODELS_SHARED_DATA "
+                                                             "or ../shared/data)")
+    parser.add_argument("--max-eval-texts", type=int, default=200)
+    parser.add_argument("--max-pairs", type=int, default=600, help="minimal pairs scored per model (0 = all)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `hindi-lm compare` from parsed arguments."""
+    corpus = args.corpus[0] if args.corpus and len(args.corpus) == 1 else args.corpus
+    compare(run_dir=args.run_dir, preset=args.preset, corpus=corpus, word_budget=int(args.word_budget),
+            model_types=args.models, seed=args.seed, shared_data=args.shared_data,
+            max_eval_texts=args.max_eval_texts, max_pairs=args.max_pairs or None, overwrite=args.overwrite,
+            precision=args.precision)
+    return 0

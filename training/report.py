@@ -1,0 +1,146 @@
+"""The comparison report: Markdown with the "Architecture Comparison" table, and PNG figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OBJECTIVES = {"gpt": "causal LM", "bert": "masked LM (15%, 80/10/10)", "hybrid": "α·MLM + β·CLM"}
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a `log.jsonl` written during pretraining (missing file → empty list)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_loss_curves(logs: dict[str, list[dict]], path: str | Path) -> Path:
+    """Training and validation loss of every model against words seen, on one plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for (name, records), color in zip(logs.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+        train = [(r["words_seen"], r["loss"]) for r in records if "loss" in r]
+        val = [(r["words_seen"], r["eval_loss"]) for r in records if "eval_loss" in r]
+        if train:
+            ax.plot(*zip(*train), color=color, alpha=0.45, linewidth=1, label=f"{name} train")
+        if val:
+            ax.plot(*zip(*val), color=color, marker="o", markersize=3, linewidth=1.8, label=f"{name} validation")
+    ax.set_xlabel("words seen")
+    ax.set_ylabel("loss (nats/token; hybrid: 0.5·MLM + 0.5·CLM)")
+    ax.set_title("Pretraining loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_minimal_pairs(per_phenomenon: dict[str, dict[str, float]], path: str | Path) -> Path:
+    """Grouped bars: minimal-pair accuracy per phenomenon, one bar per model (and baseline)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    phenomena = sorted({p for scores in per_phenomenon.values() for p in scores})
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(phenomena)), 4.2), dpi=120)
+    width = 0.8 / max(1, len(per_phenomenon))
+    for i, (name, scores) in enumerate(per_phenomenon.items()):
+        xs = np.arange(len(phenomena)) + i * width
+        ax.bar(xs, [100 * scores.get(p, float("nan")) for p in phenomena], width, label=name)
+    ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xticks(np.arange(len(phenomena)) + width * (len(per_phenomenon) - 1) / 2)
+    ax.set_xticklabels([p.split("/")[-1] for p in phenomena], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Minimal pairs per phenomenon (ties count as wrong)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def _fmt(value, spec=".3f", missing="–"):
+    if value is None:
+        return missing
+    return format(value, spec) if isinstance(value, (int, float)) else str(value)
+
+
+def comparison_table(results: dict) -> str:
+    """The design's "Architecture Comparison" table, filled with measured numbers."""
+    header = ("| | objective | params | train tokens/s | train time (s) | words seen | val CLM loss | "
+              "val MLM loss | bits/char (causal) | pseudo-bits/char (masked) | minimal pairs |")
+    rows = [header, "|" + "---|" * 11]
+    for name, model in results["models"].items():
+        ev = model.get("evaluation", {})
+        pairs = [f"{branch} {100 * ev[branch]['minimal_pairs']['accuracy']:.1f}%"
+                 for branch in ("causal", "masked") if ev.get(branch, {}).get("minimal_pairs")]
+        rows.append(
+            f"| **{name}** | {OBJECTIVES.get(name, name)} | {model['parameters']:,} | "
+            f"{_fmt(model.get('train_tokens_per_second'), ',.0f')} | {_fmt(model.get('train_seconds'), '.0f')} | "
+            f"{_fmt(model.get('words_seen'), ',')} | {_fmt(model.get('validation_clm_loss'))} | "
+            f"{_fmt(model.get('validation_mlm_loss'))} | "
+            f"{_fmt(ev.get('causal', {}).get('text', {}).get('bits_per_char'))} | "
+            f"{_fmt(ev.get('masked', {}).get('text', {}).get('pseudo_bits_per_char'))} | "
+            f"{' / '.join(pairs) or '–'} |"
+        )
+    return "\n".join(rows)
+
+
+def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) -> Path:
+    """`report.md` in the run folder: settings, the comparison table, figures, per-phenomenon scores, samples."""
+    run = results["run"]
+    lines = [
+        f"# Architecture comparison: {run['preset']} preset, {run['corpus']}",
+        "",
+        f"Run of {run['date']} on {run['machine']} (torch {run['versions']['torch']}, transformers "
+        f"{run['versions']['transformers']}); same tokenizer (vocab {results['tokenizer']['vocab_size']:,}, "
+        f"{_fmt(results['tokenizer'].get('fertility', {}).get('chars_per_token'), '.2f')} chars/token on the "
+        f"validation split), same data and word budget ({run['word_budget']:,} words) for every model; seed {run['seed']}.",
+        "",
+        comparison_table(results),
+        "",
+        "Validation losses are nats per predicted token on the packed validation split (MLM: masked positions only, "
+        "same masks for every model). Bits per character are causal scores of whole validation lines "
+        "(`[CLS] line [SEP]`); pseudo-bits per character come from pseudo-log-likelihood and are not comparable "
+        "to causal bits. Minimal pairs: ties count as wrong.",
+        "",
+    ]
+    for title, name in (("Loss curves", "loss_curves"), ("Minimal pairs per phenomenon", "minimal_pairs")):
+        if name in figures:
+            lines += [f"## {title}", "", f"![{title}]({figures[name]})", ""]
+    per_phen = {}
+    for model_name, model in results["models"].items():
+        for branch, ev in model.get("evaluation", {}).items():
+            pairs = ev.get("minimal_pairs") if isinstance(ev, dict) else None
+            if pairs:
+                per_phen[f"{model_name} ({branch})"] = pairs
+    if per_phen:
+        phenomena = sorted({p for s in per_phen.values() for p in s.get("per_phenomenon", {})})
+        lines += ["## Minimal pairs", "", "| phenomenon | " + " | ".join(per_phen) + " |",
+                  "|---|" + "---|" * len(per_phen)]
+        for phen in phenomena:
+            cells = []
+            for scores in per_phen.values():
+                entry = scores.get("per_phenomenon", {}).get(phen)
+                cells.append(f"{100 * entry['accuracy']:.1f} (n={entry['n']})" if entry else "–")
+            lines.append(f"| {phen} | " + " | ".join(cells) + " |")
+        lines += ["| **all** | " + " | ".join(f"{100 * s['accuracy']:.1f} (n={s['n']})" for s in per_phen.values())
+                  + " |", ""]
+    samples = {name: m["samples"] for name, m in results["models"].items() if m.get("samples")}
+    if samples:
+        lines += ["## Generation samples", "",
+                  f"Sampling: {results['run'].get('sampling', 'temperature 0.8, top_k 50, top_p 0.95')}.", ""]
+        for name, rows in samples.items():
+            lines += [f"**{name}**", ""] + [f"- `{row['prompt']}` → {row['text']}" for row in rows] + [""]
+    path = Path(run_dir) / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
