@@ -22,6 +22,7 @@ from .modeling_hybrid import (
     HybridGPTBERTForTokenClassification,
     HybridGPTBERTModel,
 )
+from .factory import ModelFactory
 from .models import HindiBERTModel, HindiGPTModel, build_model, count_parameters, make_model_config
 from .presets import Preset, PresetError, available_presets, load_preset
 
@@ -46,6 +47,7 @@ __all__ = [
     "HybridGPTBERTForSequenceClassification",
     "HybridGPTBERTForTokenClassification",
     "HybridGPTBERTModel",
+    "ModelFactory",
     "Preset",
     "PresetError",
     "available_presets",

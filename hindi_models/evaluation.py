@@ -251,6 +251,7 @@ def masked_sentence_scores(
 
     logprob, tokens = [0.0] * len(texts), [0] * len(texts)
     device = _device(model)
+    only_masked = isinstance(getattr(model, "get_output_embeddings", lambda: None)(), torch.nn.Module)
     with _eval_mode(model):
         for start in tqdm(range(0, len(rows), batch_size), desc="PLL scoring", disable=not progress):
             batch = rows[start : start + batch_size]
@@ -259,11 +260,13 @@ def masked_sentence_scores(
             targets = torch.tensor([r[3] for r in batch], device=device)
             rows_idx = torch.arange(len(batch), device=device)
             ids[rows_idx, positions] = tokenizer.mask_token_id
-            with _project_only_at(model, rows_idx, positions):
-                logits = _forward_logits(model, ids, mask)
-            # (batch, 1, vocab) when the projection hook ran, else (batch, length, vocab).
-            logits = logits[:, 0] if logits.shape[1] == 1 else logits[rows_idx, positions]
-            token_logp = logits.log_softmax(-1)[rows_idx, targets]
+            logp = _masked_logprobs(model, ids, mask, rows_idx, positions, only_masked)
+            if only_masked and start == 0:
+                # The shortcut assumes the head maps hidden state i to logits i; check that once on this model.
+                full = _masked_logprobs(model, ids, mask, rows_idx, positions, only_masked=False)
+                only_masked = torch.allclose(logp, full, atol=1e-3)
+                logp = full
+            token_logp = logp[rows_idx, targets]
             for (i, *_), lp in zip(batch, token_logp.tolist()):
                 logprob[i] += lp
                 tokens[i] += 1
@@ -271,26 +274,33 @@ def masked_sentence_scores(
 
 
 @contextlib.contextmanager
-def _project_only_at(model, rows: torch.Tensor, positions: torch.Tensor):
+def _project_only_at(model, rows: torch.Tensor, positions: torch.Tensor, shape: torch.Size):
     """Run the output projection (hidden -> vocab) only at one position per row.
 
-    PLL needs one masked position per row, and the d x vocab matmul over every position is most of the cost of a
-    small model (4x faster for hidden 64, 1.3x for 512). The hook sits on `get_output_embeddings()`, which every
-    HF LM head exposes; a model without one simply gets full logits.
+    PLL needs one position per row, and the d x vocab matmul at every position is much of the cost of a small
+    model. The hook sits on `get_output_embeddings()`, which HF LM heads expose; a call it does not recognise
+    (other shape, keyword input) passes through unchanged and the caller gets full logits.
     """
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if not isinstance(head, torch.nn.Module):
-        yield
-        return
-
     def keep_positions(module, args):
-        return (args[0][rows, positions].unsqueeze(1), *args[1:])
+        if args and args[0].dim() == 3 and args[0].shape[:2] == shape:
+            return (args[0][rows, positions].unsqueeze(1), *args[1:])
+        return None
 
-    handle = head.register_forward_pre_hook(keep_positions)
+    handle = model.get_output_embeddings().register_forward_pre_hook(keep_positions)
     try:
         yield
     finally:
         handle.remove()
+
+
+def _masked_logprobs(model, ids, mask, rows, positions, only_masked: bool) -> torch.Tensor:
+    """Log-probabilities (batch, vocab) at each row's masked position."""
+    hook = _project_only_at(model, rows, positions, ids.shape) if only_masked else contextlib.nullcontext()
+    with hook:
+        logits = _forward_logits(model, ids, mask)
+    # (batch, 1, vocab) when the hook ran, else (batch, length, vocab).
+    logits = logits[:, 0] if logits.shape[1] == 1 else logits[rows, positions]
+    return logits.log_softmax(-1)
 
 
 def sentence_scores(model, tokenizer, texts: Sequence[str], kind: str = "causal", **kwargs) -> list[SentenceScore]:

@@ -191,6 +191,24 @@ def test_pll_matches_one_mask_per_forward(bert, tokenizer):
         assert score.logprob == pytest.approx(hand_pll(bert, ids, tokenizer.mask_token_id), abs=1e-5)
 
 
+def test_pll_falls_back_when_head_shortcut_does_not_apply(bert, tokenizer):
+    """A head that moves logits across positions (as a shifted, GPT-BERT-style head might) breaks the
+    project-only-the-masked-position shortcut: the first-batch check must catch it and use full logits."""
+
+    class ShiftedLogits(BertForMaskedLM):
+        def forward(self, *args, **kwargs):
+            out = super().forward(*args, **kwargs)
+            out.logits = torch.roll(out.logits, shifts=1, dims=1)
+            return out
+
+    shifted = ShiftedLogits(bert.config).eval()
+    shifted.load_state_dict(bert.state_dict())
+    scores = ev.masked_sentence_scores(shifted, tokenizer, SENTENCES[:3], batch_size=4, progress=False)
+    for text, score in zip(SENTENCES[:3], scores):
+        ids = tokenizer(text)["input_ids"]
+        assert score.logprob == pytest.approx(hand_pll(shifted, ids, tokenizer.mask_token_id), abs=1e-5)
+
+
 def test_pll_window_for_long_texts_is_finite(bert, tokenizer):
     text = " ".join(SENTENCES)
     ids = tokenizer(text)["input_ids"]

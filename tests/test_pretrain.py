@@ -53,21 +53,40 @@ def test_each_architecture_learns_and_saves_a_hub_folder(model_type, tmp_path, t
     assert saved["steps"] == 40 and saved["hyperparameters"]["learning_rate"] == 3e-3
 
 
-def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tokenizer_dir):
-    common = dict(model_type="hybrid", preset=fast_preset(dropout=0.0), tokenizer_path=tokenizer_dir, max_steps=20,
-                  save_steps=10, eval_steps=10, logging_steps=1, **FAST)
-    pretrain(output_dir=tmp_path / "full", **common)
-    full = [r["loss"] for r in read_log(tmp_path / "full_checkpoints" / "log.jsonl") if "loss" in r]
+def test_sigkilled_run_resumes_with_the_same_loss_curve(tmp_path, tokenizer_dir):
+    """Kill a hybrid run with SIGKILL between checkpoints; --resume gives the uninterrupted run's losses."""
+    import signal
+    import time
 
-    pretrain(output_dir=tmp_path / "cut", **common)
-    ckpt = tmp_path / "cut_checkpoints"
-    shutil.rmtree(ckpt / "checkpoint-20")  # as if the run had died after step 10's checkpoint
-    records = read_log(ckpt / "log.jsonl")
-    (ckpt / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records if r["step"] <= 10))
-    pretrain(output_dir=tmp_path / "cut", resume=True, **common)
-    resumed = [r for r in read_log(ckpt / "log.jsonl") if "loss" in r]
-    assert [r["step"] for r in resumed] == list(range(1, 21))
-    assert [r["loss"] for r in resumed] == pytest.approx(full, abs=1e-5)
+    preset_file = tmp_path / "p.yaml"
+    preset_file.write_text("model_type: hybrid\nvocab_size: 2000\nhidden_size: 64\nnum_layers: 2\nnum_heads: 2\n"
+                           "max_length: 128\nintermediate_size: 256\ndropout: 0.0\n")
+    args = ["--model-type", "hybrid", "--preset", str(preset_file), "--tokenizer", str(tokenizer_dir),
+            "--max-steps", "30", "--save-steps", "4", "--eval-steps", "15", "--logging-steps", "1",
+            "--batch-size", "16", "--learning-rate", "3e-3", "--precision", "fp32", "--report-to", "none",
+            "--seed", "7"]
+    killed = tmp_path / "killed"
+    log = tmp_path / "killed_checkpoints" / "log.jsonl"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "training.pretrain", "--output-dir", str(killed), *args],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if log.is_file() and any(r["step"] >= 6 for r in read_log(log)):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed / "model.safetensors").exists()
+
+    from training.cli import main
+
+    assert main(["pretrain", "--output-dir", str(killed), "--resume", *args]) == 0
+    assert main(["pretrain", "--output-dir", str(tmp_path / "full"), *args]) == 0
+    resumed = [(r["step"], r["loss"]) for r in read_log(log) if "loss" in r]
+    full = [(r["step"], r["loss"]) for r in read_log(tmp_path / "full_checkpoints" / "log.jsonl") if "loss" in r]
+    assert [s for s, _ in resumed] == list(range(1, 31))
+    assert [loss for _, loss in resumed] == pytest.approx([loss for _, loss in full], abs=1e-5)
 
 
 def test_refuses_existing_run_and_resume_without_checkpoint(tmp_path, tokenizer_dir):
@@ -77,7 +96,7 @@ def test_refuses_existing_run_and_resume_without_checkpoint(tmp_path, tokenizer_
     with pytest.raises(FileExistsError, match="already holds a run; pass --overwrite"):
         pretrain(model_type="gpt", preset=fast_preset(), output_dir=out, tokenizer_path=tokenizer_dir, max_steps=2,
                  **FAST)
-    with pytest.raises(FileNotFoundError, match="no checkpoint-N folder"):
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint-N folder"):
         pretrain(model_type="gpt", preset=fast_preset(), output_dir=tmp_path / "new", tokenizer_path=tokenizer_dir,
                  max_steps=2, resume=True, **FAST)
     (tmp_path / "file").write_text("x")
@@ -141,3 +160,29 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("hindi-lm: error:") and "missing.txt" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_compare_writes_every_artifact(tmp_path, shared_data):
+    from training.compare import compare
+
+    run = tmp_path / "run"
+    results = compare(run_dir=run, preset=fast_preset(), word_budget=4000, max_eval_texts=4, max_pairs=12,
+                      **{k: v for k, v in FAST.items() if k != "seed"})
+    for name in ("gpt", "bert", "hybrid"):
+        assert (run / name / "model.safetensors").is_file() and (run / name / "README.md").is_file()
+        assert (run / "checkpoints" / name / "log.jsonl").is_file()
+    assert (run / "tokenizer" / "tokenizer.json").is_file()
+    for name in ("results.json", "report.md", "loss_curves.png", "minimal_pairs.png"):
+        assert (run / name).stat().st_size > 0, name
+    saved = json.loads((run / "results.json").read_text())
+    assert set(saved["models"]) == {"gpt", "bert", "hybrid"}
+    assert saved["run"]["minimal_pairs_scored"] == 12
+    hybrid = saved["models"]["hybrid"]["evaluation"]
+    assert {s["kind"] for s in hybrid.values()} == {"causal", "masked"}
+    # Same tokenizer, same words for every model.
+    assert len({m["words_seen"] for m in saved["models"].values()}) == 1
+    report = (run / "report.md").read_text()
+    assert "| **hybrid** |" in report and "Generation samples" in report
+    assert results["models"]["gpt"]["samples"][0]["prompt"] == "भारत एक"
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        compare(run_dir=run, preset=fast_preset(), word_budget=100)

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 import transformers
 
-from hindi_models.evaluation import evaluate_model
+from hindi_models.evaluation import evaluate_model, load_minimal_pairs
 from hindi_models.factory import atomic_directory, write_json
-from hindi_models.presets import MODEL_TYPES, load_preset
+from hindi_models.presets import MODEL_TYPES, Preset, load_preset
 from hindi_models.tokenizer import train_tokenizer
 from training.data import load_corpus, shared_data_dir
 from training.pretrain import check_output_dir, pretrain
@@ -51,21 +51,24 @@ def generation_samples(model_dir: Path, prompts=PROMPTS, seed: int = 0) -> list[
     return rows
 
 
-def evaluation_inputs(corpus, shared_data: str | None, max_texts: int, max_pairs: int | None):
-    """Held-out texts (the run's validation split) and the shared minimal pairs when present."""
-    texts = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)["validation"]["text"][:max_texts]
-    pairs = None
-    try:
-        candidate = shared_data_dir(shared_data) / "bhs_hindi_minimal_pairs" / "pairs.public.jsonl"
-        pairs = candidate if candidate.is_file() else None
-    except (FileNotFoundError, ValueError):
-        pairs = None
-    return texts, pairs, max_pairs
+def minimal_pairs_subset(shared_data: str | None, max_pairs: int | None) -> tuple[list[dict] | None, str | None]:
+    """The shared minimal pairs (when present), at most `max_pairs` taken evenly across phenomena."""
+    path = shared_data_dir(shared_data) / "bhs_hindi_minimal_pairs" / "pairs.public.jsonl"
+    if not path.is_file():
+        return None, None
+    pairs = load_minimal_pairs(path)
+    if max_pairs and len(pairs) > max_pairs:
+        by_phenomenon: dict[str, list[dict]] = {}
+        for pair in pairs:
+            by_phenomenon.setdefault(pair.get("phenomenon"), []).append(pair)
+        per_group = max(1, max_pairs // len(by_phenomenon))
+        pairs = [pair for group in by_phenomenon.values() for pair in group[:per_group]]
+    return pairs, str(path)
 
 
 def compare(
     run_dir: str | os.PathLike = "runs/compare",
-    preset: str = "tiny",
+    preset="tiny",
     corpus=None,
     word_budget: int = DEFAULT_WORD_BUDGET,
     model_types=MODEL_TYPES,
@@ -80,13 +83,14 @@ def compare(
     started = time.time()
     run_dir = Path(run_dir)
     check_output_dir(run_dir, overwrite, resume=False)
-    preset_obj = load_preset(preset)
+    preset_obj = preset if isinstance(preset, Preset) else load_preset(preset)
     splits = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)
     with atomic_directory(run_dir / "tokenizer") as tmp:
         tokenizer = train_tokenizer(splits["train"]["text"], vocab_size=preset_obj.vocab_size, output_dir=tmp,
                                     held_out=splits["validation"]["text"])
     fertility = tokenizer.fertility
-    texts, pairs, max_pairs = evaluation_inputs(corpus, shared_data, max_eval_texts, max_pairs)
+    texts = splits["validation"]["text"][:max_eval_texts]
+    pairs, pairs_file = minimal_pairs_subset(shared_data, max_pairs)
 
     models, logs = {}, {}
     for model_type in model_types:
@@ -96,7 +100,7 @@ def compare(
                            word_budget=word_budget, seed=seed, overwrite=True, **pretrain_kwargs)
         print(f"=== {model_type}: evaluating ===")
         metrics["evaluation"] = evaluate_model(run_dir / model_type, eval_texts=texts, minimal_pairs=pairs,
-                                               max_pairs=max_pairs, trust_remote_code=True)["sections"]
+                                               trust_remote_code=True)["sections"]
         if model_type in ("gpt", "hybrid"):
             metrics["samples"] = generation_samples(run_dir / model_type)
         models[model_type] = metrics
@@ -114,7 +118,8 @@ def compare(
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
             "sampling": ", ".join(f"{k} {v}" for k, v in SAMPLING.items()),
             "eval_texts": len(texts),
-            "minimal_pairs_file": str(pairs) if pairs else None,
+            "minimal_pairs_file": pairs_file,
+            "minimal_pairs_scored": len(pairs) if pairs else 0,
         },
         "tokenizer": {"vocab_size": len(tokenizer), "fertility": fertility},
         "models": models,

@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from hindi_models.factory import ModelFactory, write_json
 from hindi_models.presets import MODEL_TYPES, Preset, PresetError, load_preset
@@ -102,6 +101,34 @@ class JsonLogCallback(TrainerCallback):
             record = {"step": state.global_step, "epoch": state.epoch, "words_seen": round(words), **logs}
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+
+
+COMPLETE_MARKER = "checkpoint_complete"
+
+
+class CheckpointCompleteCallback(TrainerCallback):
+    """Marks a Trainer checkpoint complete once everything in it is written (Trainer writes in place, so a
+    run killed mid-save leaves a partial `checkpoint-N` that resuming must skip)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                (folder / COMPLETE_MARKER).write_text(str(state.global_step))
+
+
+def last_complete_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest `checkpoint-N` carrying the completion marker."""
+    found = [p for p in checkpoint_dir.glob("checkpoint-*") if (p / COMPLETE_MARKER).is_file()]
+    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+def truncate_log(path: Path, last_step: int) -> None:
+    """Drop log records past `last_step`: a resumed run logs those steps again."""
+    if path.is_file():
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["step"] <= last_step]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 class MaskingEpochCallback(TrainerCallback):
@@ -223,8 +250,9 @@ def pretrain(
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir.with_name(output_dir.name + "_checkpoints")
     state = PartialState()
     check_output_dir(output_dir, overwrite, resume)
-    if resume and (not checkpoint_dir.is_dir() or get_last_checkpoint(str(checkpoint_dir)) is None):
-        raise FileNotFoundError(f"{checkpoint_dir}: --resume given but no checkpoint-N folder found there")
+    resume_from = last_complete_checkpoint(checkpoint_dir) if resume and checkpoint_dir.is_dir() else None
+    if resume and resume_from is None:
+        raise FileNotFoundError(f"{checkpoint_dir}: --resume given but no complete checkpoint-N folder found there")
     set_seed(seed)
 
     # Data and tokenizer: rank 0 prepares (and caches) them, the other ranks read what it wrote.
@@ -301,7 +329,9 @@ def pretrain(
     if state.is_main_process:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
     json_log = JsonLogCallback(checkpoint_dir / "log.jsonl", tokens_per_word, tokens_per_step)
-    callbacks = [json_log]
+    if resume_from is not None and state.is_main_process:
+        truncate_log(json_log.path, int(resume_from.name.rsplit("-", 1)[1]))
+    callbacks = [json_log, CheckpointCompleteCallback()]
     if hasattr(collator, "epoch"):
         callbacks.append(MaskingEpochCallback(collator))
     if checkpoint_every_words:
@@ -310,11 +340,11 @@ def pretrain(
     trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train_blocks,
                       eval_dataset=eval_blocks, processing_class=tokenizer, callbacks=callbacks)
     train_started = time.time()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.time() - train_started
     if json_log.diverged_at is not None:
         step, value = json_log.diverged_at
-        last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+        last = last_complete_checkpoint(checkpoint_dir) if checkpoint_dir.is_dir() else None
         raise TrainingDivergedError(f"loss became {value} at step {step}; training stopped. "
                                     f"Last good checkpoint: {last or 'none'}")
 

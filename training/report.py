@@ -74,22 +74,27 @@ def _fmt(value, spec=".3f", missing="–"):
     return format(value, spec) if isinstance(value, (int, float)) else str(value)
 
 
+def _by_kind(model: dict, kind: str) -> dict:
+    """The evaluation section of one kind ("causal" or "masked"): GPT/BERT have one, the hybrid both."""
+    return next((ev for ev in model.get("evaluation", {}).values() if ev.get("kind") == kind), {})
+
+
 def comparison_table(results: dict) -> str:
     """The design's "Architecture Comparison" table, filled with measured numbers."""
     header = ("| | objective | params | train tokens/s | train time (s) | words seen | val CLM loss | "
               "val MLM loss | bits/char (causal) | pseudo-bits/char (masked) | minimal pairs |")
     rows = [header, "|" + "---|" * 11]
     for name, model in results["models"].items():
-        ev = model.get("evaluation", {})
-        pairs = [f"{branch} {100 * ev[branch]['minimal_pairs']['accuracy']:.1f}%"
-                 for branch in ("causal", "masked") if ev.get(branch, {}).get("minimal_pairs")]
+        causal, masked = _by_kind(model, "causal"), _by_kind(model, "masked")
+        pairs = [f"{kind} {100 * ev['minimal_pairs']['accuracy']:.1f}%"
+                 for kind, ev in (("causal", causal), ("PLL", masked)) if ev.get("minimal_pairs")]
         rows.append(
             f"| **{name}** | {OBJECTIVES.get(name, name)} | {model['parameters']:,} | "
             f"{_fmt(model.get('train_tokens_per_second'), ',.0f')} | {_fmt(model.get('train_seconds'), '.0f')} | "
             f"{_fmt(model.get('words_seen'), ',')} | {_fmt(model.get('validation_clm_loss'))} | "
             f"{_fmt(model.get('validation_mlm_loss'))} | "
-            f"{_fmt(ev.get('causal', {}).get('text', {}).get('bits_per_char'))} | "
-            f"{_fmt(ev.get('masked', {}).get('text', {}).get('pseudo_bits_per_char'))} | "
+            f"{_fmt(causal.get('language_model', {}).get('bits_per_char'))} | "
+            f"{_fmt(masked.get('language_model', {}).get('pseudo_bits_per_char'))} | "
             f"{' / '.join(pairs) or '–'} |"
         )
     return "\n".join(rows)
@@ -120,9 +125,8 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
     per_phen = {}
     for model_name, model in results["models"].items():
         for branch, ev in model.get("evaluation", {}).items():
-            pairs = ev.get("minimal_pairs") if isinstance(ev, dict) else None
-            if pairs:
-                per_phen[f"{model_name} ({branch})"] = pairs
+            if ev.get("minimal_pairs"):
+                per_phen[f"{model_name} ({branch})"] = ev["minimal_pairs"]
     if per_phen:
         phenomena = sorted({p for s in per_phen.values() for p in s.get("per_phenomenon", {})})
         lines += ["## Minimal pairs", "", "| phenomenon | " + " | ".join(per_phen) + " |",
@@ -131,9 +135,9 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
             cells = []
             for scores in per_phen.values():
                 entry = scores.get("per_phenomenon", {}).get(phen)
-                cells.append(f"{100 * entry['accuracy']:.1f} (n={entry['n']})" if entry else "–")
+                cells.append(f"{100 * entry['accuracy']:.1f} (n={entry['total']})" if entry else "–")
             lines.append(f"| {phen} | " + " | ".join(cells) + " |")
-        lines += ["| **all** | " + " | ".join(f"{100 * s['accuracy']:.1f} (n={s['n']})" for s in per_phen.values())
+        lines += ["| **all** | " + " | ".join(f"{100 * s['accuracy']:.1f} (n={s['total']})" for s in per_phen.values())
                   + " |", ""]
     samples = {name: m["samples"] for name, m in results["models"].items() if m.get("samples")}
     if samples:
