@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 KINDS = ("causal", "masked")
@@ -278,8 +277,9 @@ def _project_only_at(model, rows: torch.Tensor, positions: torch.Tensor, shape: 
     """Run the output projection (hidden -> vocab) only at one position per row.
 
     PLL needs one position per row, and the d x vocab matmul at every position is much of the cost of a small
-    model. The hook sits on `get_output_embeddings()`, which HF LM heads expose; a call it does not recognise
-    (other shape, keyword input) passes through unchanged and the caller gets full logits.
+    model (2 CPU cores, vocab 16k: PLL 5x faster at hidden 64, 1.3-1.8x at hidden 512). The hook sits on
+    `get_output_embeddings()`, which HF LM heads expose; a call it does not recognise (other shape, keyword
+    input) passes through unchanged and the caller gets full logits.
     """
     def keep_positions(module, args):
         if args and args[0].dim() == 3 and args[0].shape[:2] == shape:
@@ -373,7 +373,7 @@ def _pair_from_record(record, where: str) -> dict:
 
 
 def _read_jsonl(path: Path) -> Iterable[dict]:
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:  # -sig: tolerate a byte-order mark
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -386,7 +386,7 @@ def _read_jsonl(path: Path) -> Iterable[dict]:
 
 def _read_table(path: Path) -> Iterable[dict]:
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8-sig", newline="") as f:  # -sig: spreadsheets often write a byte-order mark
         reader = csv.DictReader(f, delimiter=delimiter)
         for row in reader:
             yield _pair_from_record(row, f"{path}:{reader.line_num}")
@@ -492,6 +492,13 @@ def score_minimal_pairs(
 # --------------------------------------------------------------------------------------------------------------
 
 HYBRID_MODEL_TYPE = "hybrid_gpt_bert"
+# Stored with every result, so a number in a JSON file says what it measures.
+SCORING_NOTES = {
+    "causal": "sum of log p (nats) of every token after the leading BOS/[CLS], the closing [SEP] included",
+    "masked": "pseudo-log-likelihood (Salazar et al. 2020): each non-special token masked in turn",
+    "bits_per_char": "total NLL / ln 2 / characters of the texts (the [SEP] adds no character)",
+    "minimal_pairs": "correct only if score(good) > score(bad); ties count as wrong",
+}
 
 
 def detect_kinds(config) -> dict[str, str]:
@@ -557,8 +564,11 @@ def _read_texts(source, max_texts: int | None) -> list[str]:
 
 
 def _resolve_dtype(dtype):
+    """torch.dtype from a name ("float32", "bfloat16"); None and "auto" pass through to from_pretrained."""
     if dtype is None or dtype == "auto" or isinstance(dtype, torch.dtype):
         return dtype
+    if not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}: use float32, bfloat16, float16 or auto")
     return getattr(torch, dtype)
 
 
@@ -592,6 +602,7 @@ def evaluate_model(
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, PreTrainedConfig
 
     name = str(model_name_or_path)
+    dtype = _resolve_dtype(dtype)
     config_dict, _ = PreTrainedConfig.get_config_dict(name, revision=revision)
     remote = _needs_remote_code(config_dict)
     if remote and not trust_remote_code:
@@ -625,13 +636,14 @@ def evaluate_model(
         "model_type": config_dict.get("model_type"),
         "tokenizer": type(tokenizer).__name__,
         "device": str(device),
-        "dtype": str(dtype),
+        "dtype": str(dtype).removeprefix("torch."),
+        "scoring": SCORING_NOTES,
         "sections": {},
     }
     auto_classes = {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM}
     for section, kind in sections.items():
         model = auto_classes[kind].from_pretrained(
-            name, revision=revision, trust_remote_code=remote, dtype=_resolve_dtype(dtype)
+            name, revision=revision, trust_remote_code=remote, dtype=dtype
         ).to(device)
         out = {"kind": kind, "class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
         if texts is not None:

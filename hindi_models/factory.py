@@ -60,6 +60,18 @@ def write_json(path: str | os.PathLike, data) -> None:
     os.replace(tmp, path)
 
 
+def check_tokenizer_matches(model_config, tokenizer, where: str = "model") -> None:
+    """Refuse a tokenizer with more tokens than the model's embeddings, or special-token ids that disagree."""
+    if len(tokenizer) > model_config.vocab_size:
+        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the {where}'s embeddings hold only "
+                         f"{model_config.vocab_size} (vocab_size)")
+    for name in ("pad", "bos", "eos"):
+        ours, theirs = getattr(model_config, f"{name}_token_id", None), getattr(tokenizer, f"{name}_token_id", None)
+        if ours is not None and theirs is not None and ours != theirs:
+            raise ValueError(f"special token ids disagree: tokenizer {name}_token_id={theirs}, "
+                             f"{where} config {name}_token_id={ours}")
+
+
 def read_model_type(path: str | os.PathLike) -> str:
     """The `model_type` of a saved folder, with an error naming the file when it is missing or unknown."""
     config_file = Path(path) / "config.json"
@@ -117,6 +129,8 @@ class ModelFactory:
         The folder is `output_dir`, else `<output_root>/<experiment_name>/<checkpoint_name or "final">`.
         """
         target = Path(output_dir) if output_dir else self.experiment_dir / (checkpoint_name or "final")
+        if tokenizer is not None:
+            check_tokenizer_matches(model.config, tokenizer)
         with atomic_directory(target) as tmp:
             model.save_pretrained(tmp)
             if tokenizer is not None:

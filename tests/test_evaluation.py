@@ -265,7 +265,7 @@ def test_strip_final_danda(gpt, tokenizer):
     assert ev.remove_final_danda("बच्चा तकिये बनाता है।") == "बच्चा तकिये बनाता है"
     assert ev.remove_final_danda("बच्चा तकिये बनाता है । ") == "बच्चा तकिये बनाता है"
     assert ev.remove_final_danda("राजा का दरबार") == "राजा का दरबार"
-    # Without the danda the pair becomes SENTENCES[3]-like text; scores must be those of the stripped sentences.
+    # With the option on, the pair is decided by the scores of the sentences without their final danda.
     pair = [{"good": SENTENCES[0], "bad": SENTENCES[1]}]
     stripped = ev.score_minimal_pairs(gpt, tokenizer, pair, strip_final_danda=True, progress=False)
     good, bad = ev.causal_sentence_scores(gpt, tokenizer, [s.rstrip("।") for s in SENTENCES[:2]], progress=False)
@@ -274,10 +274,8 @@ def test_strip_final_danda(gpt, tokenizer):
 
 def test_load_jsonl_tsv_csv(tmp_path):
     jsonl = tmp_path / "pairs.jsonl"
-    jsonl.write_text(
-        json.dumps({"good": "a", "bad": "b", "phenomenon": "p1"}) + "\n\n" + json.dumps({"good": "c", "bad": "d"}) + "\n",
-        encoding="utf-8",
-    )
+    lines = [json.dumps({"good": "a", "bad": "b", "phenomenon": "p1"}), "", json.dumps({"good": "c", "bad": "d"})]
+    jsonl.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert ev.load_minimal_pairs(jsonl) == [
         {"good": "a", "bad": "b", "phenomenon": "p1"},
         {"good": "c", "bad": "d", "phenomenon": "all"},
@@ -370,6 +368,28 @@ def test_remote_code_needs_consent_and_both_kinds_are_reported(tmp_path, gpt):
     assert list(res["sections"]) == ["causal", "masked"]
     assert res["sections"]["causal"]["class"] == "ToyForCausalLM"
     assert "pseudo_bits_per_char" in res["sections"]["masked"]["language_model"]
+
+
+def test_project_hybrid_gets_decoder_and_encoder_sections(tmp_path, tokenizer):
+    hybrid = pytest.importorskip("hindi_models.modeling_hybrid", reason="the project hybrid is not in this checkout")
+    from hindi_models.configuration_hybrid import HybridGPTBERTConfig
+
+    torch.manual_seed(0)
+    config = HybridGPTBERTConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )
+    hybrid.HybridGPTBERTModel(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    res = ev.evaluate_model(tmp_path, eval_texts=SENTENCES, minimal_pairs=[{"good": "a", "bad": "b"}], progress=False)
+    assert {name: s["kind"] for name, s in res["sections"].items()} == {"decoder": "causal", "encoder": "masked"}
+    assert "bits_per_char" in res["sections"]["decoder"]["language_model"]
+    assert "pseudo_bits_per_char" in res["sections"]["encoder"]["language_model"]
+
+    encoder = hybrid.HybridGPTBERTForMaskedLM.from_pretrained(tmp_path).eval()
+    (score,) = ev.masked_sentence_scores(encoder, tokenizer, SENTENCES[:1], progress=False)
+    ids = tokenizer(SENTENCES[0])["input_ids"]
+    assert score.logprob == pytest.approx(hand_pll(encoder, ids, tokenizer.mask_token_id), abs=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------- CLI

@@ -26,7 +26,7 @@ from hindi_models.factory import atomic_directory, write_json
 from hindi_models.presets import MODEL_TYPES, Preset, load_preset
 from hindi_models.tokenizer import train_tokenizer
 from training.data import load_corpus, shared_data_dir
-from training.pretrain import check_output_dir, pretrain
+from training.pretrain import check_output_dir, pretrain, single
 from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_report
 
 PROMPTS = ["भारत एक", "आज सुबह", "मेरे गाँव में", "विज्ञान के अनुसार"]
@@ -157,8 +157,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `hindi-lm compare` from parsed arguments."""
-    corpus = args.corpus[0] if args.corpus and len(args.corpus) == 1 else args.corpus
-    compare(run_dir=args.run_dir, preset=args.preset, corpus=corpus, word_budget=int(args.word_budget),
+    compare(run_dir=args.run_dir, preset=args.preset, corpus=single(args.corpus), word_budget=int(args.word_budget),
             model_types=args.models, seed=args.seed, shared_data=args.shared_data,
             max_eval_texts=args.max_eval_texts, max_pairs=args.max_pairs or None, overwrite=args.overwrite,
             precision=args.precision)

@@ -37,8 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kinds", default="auto", choices=["auto", "causal", "masked", "both"],
         help="scoring: auto reads the config (GPT causal, BERT masked/PLL, hybrid both)",
     )
-    parser.add_argument("--shared-data", help="shared data folder (default: $HINDI_MODELS_SHARED_DATA or ../shared/data)")
-    parser.add_argument("--eval-text", help=f"held-out text, one per line (default: <shared-data>/{DEFAULT_EVAL_TEXT}); 'none' skips")
+    parser.add_argument(
+        "--shared-data", help="shared data folder (default: $HINDI_MODELS_SHARED_DATA, else ../shared/data)"
+    )
+    parser.add_argument(
+        "--eval-text", help=f"held-out text, one per line (default: <shared-data>/{DEFAULT_EVAL_TEXT}); 'none' skips"
+    )
     parser.add_argument("--max-texts", type=int, default=1000, help="score the first N lines of --eval-text (0 = all)")
     parser.add_argument(
         "--minimal-pairs",
@@ -79,10 +83,12 @@ def _fmt(value) -> str:
 def summary(results: dict) -> str:
     """A readable table: text metrics per section, then minimal-pair accuracy per phenomenon and section."""
     sections = results["sections"]
+    phenomena = {p for s in sections.values() for p in s.get("minimal_pairs", {}).get("per_phenomenon", {})}
+    w = max([28, *(len(p) + 2 for p in phenomena)])  # label column
     lines = [f"model: {results['model']}  ({results['model_type']}, {results['dtype']}, {results['device']})"]
     metric_rows = [("bits/char", "bits_per_char"), ("bits/word", "bits_per_word"), ("perplexity/token", "perplexity")]
     if any("language_model" in s for s in sections.values()):
-        lines += ["", f"{'held-out text':<28}" + "".join(f"{n:>14}" for n in sections)]
+        lines += ["", f"{'held-out text':<{w}}" + "".join(f"{n:>14}" for n in sections)]
         for label, key in metric_rows:
             cells = []
             for sec in sections.values():
@@ -90,14 +96,14 @@ def summary(results: dict) -> str:
                 value = lm.get(key, lm.get(f"pseudo_{key}"))
                 pseudo = key not in lm and value is not None
                 cells.append(f"{_fmt(value) + (' *' if pseudo else ''):>14}")
-            lines.append(f"{label:<28}" + "".join(cells))
+            lines.append(f"{label:<{w}}" + "".join(cells))
         first = next(s["language_model"] for s in sections.values() if "language_model" in s)
-        lines.append(f"{'texts / tokens / chars':<28}{first['texts']} / {first['tokens']} / {first['chars']}")
+        lines.append(f"{'texts / tokens / chars':<{w}}{first['texts']} / {first['tokens']} / {first['chars']}")
         if any(s["kind"] == "masked" for s in sections.values()):
             lines.append("* masked: pseudo-log-likelihood, not comparable to causal bits")
     if any("minimal_pairs" in s for s in sections.values()):
         mp = next(s["minimal_pairs"] for s in sections.values() if "minimal_pairs" in s)
-        lines += ["", f"{'minimal pairs (% correct)':<28}" + "".join(f"{n:>14}" for n in sections) + f"{'pairs':>8}"]
+        lines += ["", f"{'minimal pairs (% correct)':<{w}}" + "".join(f"{n:>14}" for n in sections) + f"{'pairs':>8}"]
         for name in [*mp["per_phenomenon"], "overall"]:
             cells = []
             for sec in sections.values():
@@ -105,9 +111,10 @@ def summary(results: dict) -> str:
                 row = (res if name == "overall" else res["per_phenomenon"].get(name)) if res else None
                 cells.append(f"{100 * row['accuracy']:>14.1f}" if row else f"{'-':>14}")
             total = mp["total"] if name == "overall" else mp["per_phenomenon"][name]["total"]
-            lines.append(f"{name:<28}" + "".join(cells) + f"{total:>8}")
-        speed = "".join(f"{s['minimal_pairs']['pairs_per_second']:>14.1f}" for s in sections.values() if "minimal_pairs" in s)
-        lines.append(f"{'pairs/second':<28}{speed}")
+            lines.append(f"{name:<{w}}" + "".join(cells) + f"{total:>8}")
+        speeds = [s["minimal_pairs"]["pairs_per_second"] for s in sections.values() if "minimal_pairs" in s]
+        speed = "".join(f"{v:>14.1f}" for v in speeds)
+        lines.append(f"{'pairs/second':<{w}}{speed}")
         lines.append(f"sentences {mp['final_danda']}; ties count as wrong")
     return "\n".join(lines)
 
@@ -154,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except (OSError, ValueError, KeyError) as e:
         message = " ".join(str(e).split()) or type(e).__name__  # HF errors span lines; keep one
+        if isinstance(e, OSError) and not Path(args.model).expanduser().exists() and args.model not in message:
+            message = f"{args.model} is not a local folder and could not be loaded from the Hub: {message}"
         print(f"hindi-lm evaluate: error: {message}", file=sys.stderr)
         return 2
     results["eval_text"] = str(texts) if texts is not None else None

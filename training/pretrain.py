@@ -421,11 +421,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hub-revision")
 
 
+def single(values):
+    """argparse `nargs="+"` gives a list; one value (e.g. "shared") stays a plain string for `load_corpus`."""
+    return values[0] if isinstance(values, list) and len(values) == 1 else values
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `hindi-lm pretrain` from parsed arguments; prints the metrics as JSON."""
     metrics = pretrain(
-        model_type=args.model_type, preset=args.preset, corpus=args.corpus,
-        validation_corpus=args.validation_corpus, output_dir=args.output_dir, checkpoint_dir=args.checkpoint_dir,
+        model_type=args.model_type, preset=args.preset, corpus=single(args.corpus),
+        validation_corpus=single(args.validation_corpus), output_dir=args.output_dir, checkpoint_dir=args.checkpoint_dir,
         tokenizer_path=args.tokenizer_path, max_steps=args.max_steps, epochs=args.epochs,
         word_budget=int(args.word_budget) if args.word_budget else None, seed=args.seed,
         precision=args.precision, eval_steps=args.eval_steps, save_steps=args.save_steps,
