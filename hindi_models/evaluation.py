@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
+
+from .factory import check_tokenizer_matches
 
 KINDS = ("causal", "masked")
 DANDA = "\u0964"  # "।", the Devanagari full stop
@@ -642,9 +645,16 @@ def evaluate_model(
     }
     auto_classes = {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM}
     for section, kind in sections.items():
-        model = auto_classes[kind].from_pretrained(
-            name, revision=revision, trust_remote_code=remote, dtype=dtype
-        ).to(device)
+        try:
+            model = auto_classes[kind].from_pretrained(
+                name, revision=revision, trust_remote_code=remote, dtype=dtype
+            ).to(device)
+        except SafetensorError as err:
+            raise ValueError(f"{name}: corrupted or truncated safetensors weights ({err})") from err
+        check_tokenizer_matches(model.config, tokenizer, where=name)
+        context = model_max_length(model)
+        if max_length is not None and context is not None and max_length > context:
+            raise ValueError(f"max_length {max_length} is above {name}'s {context} positions")
         out = {"kind": kind, "class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
         if texts is not None:
             out["language_model"] = language_model_metrics(model, tokenizer, texts, kind=kind, **score_kwargs)

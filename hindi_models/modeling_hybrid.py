@@ -259,8 +259,8 @@ class HybridGPTBERTForMaskedLM(HybridGPTBERTPreTrainedModel):
         return MaskedLMOutput(loss=loss, logits=logits)
 
 
-class HybridGPTBERTForSequenceClassification(HybridGPTBERTPreTrainedModel):
-    """Encoder states at the leading [CLS] → dropout → linear classifier (BERT's recipe, without the pooler)."""
+class HybridGPTBERTEncoderClassifier(HybridGPTBERTPreTrainedModel):
+    """Shared body of the classification heads: encoder states → dropout → linear layer."""
 
     _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^clm_head\.", r"^mlm_head\."]
 
@@ -272,6 +272,16 @@ class HybridGPTBERTForSequenceClassification(HybridGPTBERTPreTrainedModel):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
+
+    def _classify(self, input_ids, attention_mask, token_type_ids, position_ids, first_token_only: bool):
+        hidden_states = self._encode(input_ids, attention_mask, token_type_ids, position_ids)
+        if first_token_only:
+            hidden_states = hidden_states[:, 0]
+        return self.classifier(self.dropout(hidden_states))
+
+
+class HybridGPTBERTForSequenceClassification(HybridGPTBERTEncoderClassifier):
+    """Encoder state at the leading [CLS] → dropout → linear classifier (BERT's recipe, without the pooler)."""
 
     def forward(
         self,
@@ -282,27 +292,13 @@ class HybridGPTBERTForSequenceClassification(HybridGPTBERTPreTrainedModel):
         labels: torch.LongTensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        hidden_states = self._encode(input_ids, attention_mask, token_type_ids, position_ids)
-        logits = self.classifier(self.dropout(hidden_states[:, 0]))
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(labels, logits, self.config, **kwargs)
+        logits = self._classify(input_ids, attention_mask, token_type_ids, position_ids, first_token_only=True)
+        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-class HybridGPTBERTForTokenClassification(HybridGPTBERTPreTrainedModel):
-    """Encoder states of every token → dropout → linear tagger (POS, NER)."""
-
-    _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^clm_head\.", r"^mlm_head\."]
-
-    def __init__(self, config: HybridGPTBERTConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self._build(config, encoder=True, decoder=False)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+class HybridGPTBERTForTokenClassification(HybridGPTBERTEncoderClassifier):
+    """Encoder state of every token → dropout → linear tagger (POS, NER)."""
 
     def forward(
         self,
@@ -313,11 +309,8 @@ class HybridGPTBERTForTokenClassification(HybridGPTBERTPreTrainedModel):
         labels: torch.LongTensor | None = None,
         **kwargs,
     ) -> TokenClassifierOutput:
-        hidden_states = self._encode(input_ids, attention_mask, token_type_ids, position_ids)
-        logits = self.classifier(self.dropout(hidden_states))
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(logits, labels, self.config, **kwargs)
+        logits = self._classify(input_ids, attention_mask, token_type_ids, position_ids, first_token_only=False)
+        loss = self.loss_function(logits, labels, self.config, **kwargs) if labels is not None else None
         return TokenClassifierOutput(loss=loss, logits=logits)
 
 
@@ -337,6 +330,7 @@ __all__ = [
     "HybridGPTBERTModel",
     "HybridGPTBERTForCausalLM",
     "HybridGPTBERTForMaskedLM",
+    "HybridGPTBERTEncoderClassifier",
     "HybridGPTBERTForSequenceClassification",
     "HybridGPTBERTForTokenClassification",
 ]

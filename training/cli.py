@@ -13,8 +13,7 @@ class UserError(Exception):
 
 
 # Errors that mean "your input is wrong": shown as one line naming the culprit, exit code 2.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, UnicodeDecodeError,
-               UserError)
+USER_ERRORS = (ValueError, OSError, UnicodeDecodeError, UserError)
 
 
 def guarded(run, args) -> int:
@@ -24,7 +23,7 @@ def guarded(run, args) -> int:
     except USER_ERRORS as err:
         if os.environ.get("HINDI_LM_DEBUG"):
             raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = " ".join(str(err).split()) or type(err).__name__  # library errors span lines; keep one
         print(f"hindi-lm: error: {message}", file=sys.stderr)
         return 2
 

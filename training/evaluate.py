@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from training.data import shared_data_dir
+
 DEFAULT_EVAL_TEXT = "hindi_aesthetics_corpus/validation.txt"
 DEFAULT_PAIRS = "bhs_hindi_minimal_pairs/pairs.public.jsonl"
-
-
-def shared_data_dir(path: str | os.PathLike | None = None) -> Path:
-    """Shared data folder: the argument, else $HINDI_MODELS_SHARED_DATA, else ../shared/data beside the repo."""
-    return Path(path or os.environ.get("HINDI_MODELS_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +115,7 @@ def summary(results: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, print the summary, write --output. Expected failures are one line on stderr and exit code 2."""
+    """Evaluate, print the summary, write --output (input errors are reported by `training.cli.guarded`)."""
     from hindi_models.evaluation import evaluate_model, load_minimal_pairs
 
     if args.quiet:
@@ -128,43 +123,36 @@ def run(args: argparse.Namespace) -> int:
 
         hf_logging.disable_progress_bar()  # the weight-loading bars
 
-    try:
-        shared = shared_data_dir(args.shared_data)
-        model = args.model
-        local = Path(model).expanduser()
-        if local.exists():
-            model = str(local)
-        elif model.startswith((".", "/", "~")) or model.count("/") > 1:
-            raise FileNotFoundError(f"model not found: {model} (no such folder, and not a Hub repo id)")
-        texts = _input(args.eval_text, DEFAULT_EVAL_TEXT, shared)
-        pairs_source = _input(args.minimal_pairs, DEFAULT_PAIRS, shared)
-        pairs = None
-        if pairs_source is not None:
-            limit = args.max_pairs or None
-            pairs = load_minimal_pairs(pairs_source, config=args.pairs_config, split=args.pairs_split, limit=limit)
-        results = evaluate_model(
-            model,
-            tokenizer=args.tokenizer,
-            eval_texts=texts,
-            minimal_pairs=pairs,
-            kinds=args.kinds,
-            trust_remote_code=args.trust_remote_code,
-            revision=args.revision,
-            batch_size=args.batch_size,
-            max_length=args.max_length,
-            stride=args.stride,
-            max_texts=args.max_texts or None,
-            strip_final_danda=args.strip_final_danda,
-            dtype=args.dtype,
-            device=args.device,
-            progress=not args.quiet,
-        )
-    except (OSError, ValueError, KeyError) as e:
-        message = " ".join(str(e).split()) or type(e).__name__  # HF errors span lines; keep one
-        if isinstance(e, OSError) and not Path(args.model).expanduser().exists() and args.model not in message:
-            message = f"{args.model} is not a local folder and could not be loaded from the Hub: {message}"
-        print(f"hindi-lm evaluate: error: {message}", file=sys.stderr)
-        return 2
+    shared = shared_data_dir(args.shared_data)
+    model = args.model
+    local = Path(model).expanduser()
+    if local.exists():
+        model = str(local)
+    elif model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise FileNotFoundError(f"model not found: {model} (no such folder, and not a Hub repo id)")
+    texts = _input(args.eval_text, DEFAULT_EVAL_TEXT, shared)
+    pairs_source = _input(args.minimal_pairs, DEFAULT_PAIRS, shared)
+    pairs = None
+    if pairs_source is not None:
+        limit = args.max_pairs or None
+        pairs = load_minimal_pairs(pairs_source, config=args.pairs_config, split=args.pairs_split, limit=limit)
+    results = evaluate_model(
+        model,
+        tokenizer=args.tokenizer,
+        eval_texts=texts,
+        minimal_pairs=pairs,
+        kinds=args.kinds,
+        trust_remote_code=args.trust_remote_code,
+        revision=args.revision,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        stride=args.stride,
+        max_texts=args.max_texts or None,
+        strip_final_danda=args.strip_final_danda,
+        dtype=args.dtype,
+        device=args.device,
+        progress=not args.quiet,
+    )
     results["eval_text"] = str(texts) if texts is not None else None
     results["minimal_pairs"] = str(pairs_source) if pairs_source is not None else None
     print(summary(results))
@@ -179,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hindi-lm evaluate", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from training.cli import guarded
+
+    return guarded(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,112 @@
+"""Bad input: a one-line error naming the culprit, exit code 2, and nothing already saved is touched."""
+
+import json
+import shutil
+
+import pytest
+
+from training.cli import main
+
+PRESET = "model_type: gpt\nvocab_size: 2000\nhidden_size: 64\nnum_layers: 2\nnum_heads: 2\nmax_length: 64\n"
+
+
+def _write(path, content):
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return str(path)
+
+
+def _odd_tokenizer(folder):
+    """A tokenizer whose [PAD] is not id 0."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[UNK]": 0, "[PAD]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4, "भारत": 5}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                            sep_token="[SEP]", mask_token="[MASK]").save_pretrained(folder)
+    return str(folder)
+
+
+def _big_tokenizer(folder, sample_lines):
+    from hindi_models.tokenizer import train_tokenizer
+
+    train_tokenizer(sample_lines, vocab_size=1500, output_dir=folder, show_progress=False)
+    return str(folder)
+
+
+def _broken_copy(src, dst, how):
+    shutil.copytree(src, dst)
+    if how == "truncate":
+        weights = dst / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        config = json.loads((dst / "config.json").read_text())
+        (dst / "config.json").write_text(json.dumps({**config, "model_type": "t5x", "architectures": ["T5xModel"]}))
+    return str(dst)
+
+
+# (case id, builder(tmp, ctx) -> (command, extra args), text the one-line message must contain)
+CASES = [
+    ("missing-corpus", lambda t, c: ("pretrain", ["--corpus", str(t / "missing.txt")]), "missing.txt"),
+    ("empty-corpus", lambda t, c: ("pretrain", ["--corpus", _write(t / "empty.txt", "")]), "empty.txt"),
+    ("no-devanagari", lambda t, c: ("pretrain", ["--corpus", _write(t / "english.txt", "hello world\nmore text\n")]),
+     "english.txt"),
+    ("not-utf8", lambda t, c: ("pretrain", ["--corpus", _write(t / "latin1.txt", "caf\xe9 भारत\n".encode("latin-1",
+                                                                                                       "replace"))]),
+     "latin1.txt"),
+    ("yaml-syntax", lambda t, c: ("pretrain", ["--preset", _write(t / "bad.yaml", PRESET + "dropout: [0.1\n")]),
+     "bad.yaml: YAML syntax error"),
+    ("yaml-unknown-key", lambda t, c: ("pretrain", ["--preset", _write(t / "bad.yaml", PRESET + "num_layer: 2\n")]),
+     "bad.yaml: unknown key 'num_layer'"),
+    ("yaml-wrong-type", lambda t, c: ("pretrain", ["--preset", _write(t / "bad.yaml", PRESET + "dropout: high\n")]),
+     "bad.yaml: dropout: expected float, got str"),
+    ("heads-not-dividing", lambda t, c: ("pretrain", ["--preset", _write(t / "bad.yaml", PRESET.replace(
+        "num_heads: 2", "num_heads: 3"))]), "hidden_size: 64 is not divisible by num_heads 3"),
+    ("special-ids-disagree", lambda t, c: ("pretrain", ["--tokenizer", _odd_tokenizer(t / "odd")]),
+     "special token [PAD] has id 1, expected 0"),
+    ("output-is-a-file", lambda t, c: ("pretrain-file", []), "is a file"),
+    ("max-length-above-positions", lambda t, c: ("evaluate", ["--model", str(c["gpt"]), "--max-length", "4096"]),
+     "max_length 4096 is above"),
+    ("tokenizer-larger-than-embeddings", lambda t, c: ("evaluate", ["--model", str(c["gpt"]), "--tokenizer",
+                                                                    _big_tokenizer(t / "big", c["lines"])]),
+     "tokenizer has 1500 tokens but"),
+    ("truncated-safetensors", lambda t, c: ("evaluate", ["--model", _broken_copy(c["gpt"], t / "trunc", "truncate")]),
+     "corrupted or truncated safetensors"),
+    ("unknown-model-type", lambda t, c: ("evaluate", ["--model", _broken_copy(c["gpt"], t / "t5x", "config")]),
+     "'t5x'"),
+    ("pairs-missing-bad", lambda t, c: ("evaluate", ["--model", str(c["gpt"]), "--minimal-pairs",
+                                                     _write(t / "pairs.jsonl", '{"good": "भारत"}\n')]),
+     "pairs.jsonl:1: missing key 'bad'"),
+]
+
+
+@pytest.mark.parametrize("builder, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_nothing_overwritten(builder, expected, tmp_path, capsys, saved_models,
+                                                              sample_lines, tokenizer):
+    tok_dir = tmp_path / "tok"
+    tokenizer.save_pretrained(tok_dir)
+    command, extra = builder(tmp_path, {"gpt": saved_models["gpt"], "lines": sample_lines})
+    previous = tmp_path / "previous_run"  # a finished run that a failed command must leave alone
+    previous.mkdir()
+    sentinel = _write(previous / "model.safetensors", "weights of an earlier run")
+    if command == "evaluate":
+        argv = ["evaluate", "--eval-text", _write(tmp_path / "eval.txt", "भारत एक देश है।\n"), "--quiet",
+                "--output", str(previous / "model.safetensors"), *extra]
+        if "--minimal-pairs" not in extra:
+            argv += ["--minimal-pairs", "none"]
+    elif command == "pretrain-file":
+        argv = ["pretrain", "--output-dir", sentinel, "--tokenizer", str(tok_dir), "--max-steps", "1"]
+    else:
+        argv = ["pretrain", "--output-dir", str(previous), "--overwrite", "--max-steps", "1", "--report-to", "none",
+                *(["--tokenizer", str(tok_dir)] if "--tokenizer" not in extra else []), *extra]
+    code = main(argv)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]  # progress bars may share stderr
+    assert code == 2
+    assert "Traceback" not in err and len(errors) == 1 and errors[0].startswith("hindi-lm: error:"), err
+    assert expected in errors[0]
+    assert (previous / "model.safetensors").read_text() == "weights of an earlier run"
