@@ -422,10 +422,10 @@ def test_cli_writes_results_json(saved, tmp_path, capsys):
 
 
 def test_cli_missing_model_is_one_line_error(tmp_path, capsys):
-    args = _parse(["--model", str(tmp_path / "no_such_model"), "--shared-data", str(tmp_path), "--quiet"])
-    assert cli.run(args) != 0
+    code = cli.main(["--model", str(tmp_path / "no_such_model"), "--shared-data", str(tmp_path), "--quiet"])
+    assert code == 2
     err = capsys.readouterr().err.strip()
-    assert "no_such_model" in err and "\n" not in err
+    assert err.startswith("hindi-lm: error:") and "no_such_model" in err and "\n" not in err
 
 
 # ------------------------------------------------------------------------------------------------- real data

@@ -161,3 +161,39 @@ def test_atomic_directory_keeps_the_previous_version_on_failure(tmp_path):
     with pytest.raises(NotADirectoryError, match="exists and is a file"):
         with atomic_directory(tmp_path / "file"):
             pass
+
+
+def test_sigkill_during_save_leaves_the_previous_model_loadable(saved_models, tmp_path):
+    """A process killed with SIGKILL in the middle of `save_model` never damages the folder it replaces."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "model"
+    shutil.copytree(saved_models["gpt"], target)
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from hindi_models.factory import ModelFactory\n"
+        "factory = ModelFactory('tiny')\n"
+        "model = factory.load_model(sys.argv[1])\n"
+        "original = model.save_pretrained\n"
+        "def slow_save(folder, **kw):\n"
+        "    original(folder, **kw)\n"
+        "    Path(sys.argv[2]).write_text('half-way')\n"
+        "    time.sleep(60)\n"
+        "model.save_pretrained = slow_save\n"
+        "factory.save_model(model, output_dir=sys.argv[1])\n"
+    )
+    marker = tmp_path / "half-way"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(target), str(marker)])
+    deadline = time.time() + 120
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL and marker.exists()
+    model = ModelFactory("tiny").load_model(target)  # the previous version, complete
+    assert type(model).__name__ == "GPT2LMHeadModel"
+    assert json.loads((target / "metrics.json").read_text()) == {"val_loss": 1.5}

@@ -136,19 +136,30 @@ def test_word_checkpoints_and_push_to_hub_arguments(tmp_path, tokenizer_dir, mon
     assert branches == ["v1", *snapshots]
 
 
-def test_two_process_cpu_run_under_accelerate_launch(tmp_path, tokenizer_dir):
-    out = tmp_path / "ddp"
+def test_two_processes_give_the_single_process_loss_curve(tmp_path, tokenizer_dir):
+    """accelerate launch, 2 CPU processes x batch 4 == 1 process x batch 8: no data doubled, dropped or reordered."""
+    preset_file = tmp_path / "p.yaml"
+    preset_file.write_text("model_type: gpt\nvocab_size: 2000\nhidden_size: 64\nnum_layers: 2\nnum_heads: 2\n"
+                           "max_length: 64\nintermediate_size: 256\ndropout: 0.0\n")
+    common = ["--model-type", "gpt", "--preset", str(preset_file), "--tokenizer", str(tokenizer_dir),
+              "--max-steps", "20", "--logging-steps", "1", "--eval-steps", "10", "--learning-rate", "3e-3",
+              "--precision", "fp32", "--report-to", "none", "--seed", "7"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "training/configs/cpu_2proc.yaml",
-           "-m", "training.pretrain", "--model-type", "gpt", "--output-dir", str(out),
-           "--tokenizer", str(tokenizer_dir), "--max-steps", "6", "--batch-size", "4", "--precision", "fp32",
-           "--report-to", "none", "--eval-steps", "3"]
+           "-m", "training.pretrain", "--output-dir", str(tmp_path / "ddp"), "--batch-size", "4", *common]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["num_processes"] == 2 and metrics["steps"] == 6
-    assert metrics["tokens_seen"] == 6 * 4 * 2 * 128  # global batch = 2 processes x 4
-    assert (out / "model.safetensors").is_file()
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert metrics["num_processes"] == 2 and metrics["steps"] == 20
+    assert metrics["tokens_seen"] == 20 * 4 * 2 * 64  # global batch = 2 processes x 4 blocks
+
+    from training.cli import main
+
+    assert main(["pretrain", "--output-dir", str(tmp_path / "single"), "--batch-size", "8", *common]) == 0
+    ddp = [r["loss"] for r in read_log(tmp_path / "ddp_checkpoints" / "log.jsonl") if "loss" in r]
+    single = [r["loss"] for r in read_log(tmp_path / "single_checkpoints" / "log.jsonl") if "loss" in r]
+    assert len(ddp) == len(single) == 20
+    assert ddp == pytest.approx(single, abs=1e-4)
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):

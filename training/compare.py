@@ -31,7 +31,7 @@ from training.report import plot_loss_curves, plot_minimal_pairs, read_log, writ
 
 PROMPTS = ["भारत एक", "आज सुबह", "मेरे गाँव में", "विज्ञान के अनुसार"]
 SAMPLING = dict(do_sample=True, temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=40)
-DEFAULT_WORD_BUDGET = 400_000
+DEFAULT_WORD_BUDGET = 1_000_000
 
 
 def generation_samples(model_dir: Path, prompts=PROMPTS, seed: int = 0) -> list[dict]:
