@@ -22,6 +22,7 @@ from .modeling_hybrid import (
     HybridGPTBERTForTokenClassification,
     HybridGPTBERTModel,
 )
+from .evaluation import evaluate_model
 from .factory import ModelFactory
 from .models import HindiBERTModel, HindiGPTModel, build_model, count_parameters, make_model_config
 from .presets import Preset, PresetError, available_presets, load_preset
@@ -53,6 +54,7 @@ __all__ = [
     "available_presets",
     "build_model",
     "count_parameters",
+    "evaluate_model",
     "load_preset",
     "make_model_config",
 ]

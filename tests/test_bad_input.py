@@ -49,6 +49,15 @@ def _broken_copy(src, dst, how):
     return str(dst)
 
 
+def _shared_with_unknown_label(root):
+    """A shared-data folder whose BBC topic test split has a label the train split lacks."""
+    folder = root / "shared" / "midas_hindi_classification" / "bbc_topic"
+    folder.mkdir(parents=True)
+    _write(folder / "train.jsonl", '{"text": "भारत जीता", "label": "sport"}\n{"text": "नई फ़िल्म", "label": "entertainment"}\n')
+    _write(folder / "test.jsonl", '{"text": "बाज़ार गिरा", "label": "sport"}\n{"text": "शेयर", "label": "business"}\n')
+    return str(root / "shared")
+
+
 # (case id, builder(tmp, ctx) -> (command, extra args), text the one-line message must contain)
 CASES = [
     ("missing-corpus", lambda t, c: ("pretrain", ["--corpus", str(t / "missing.txt")]), "missing.txt"),
@@ -78,6 +87,10 @@ CASES = [
      "corrupted or truncated safetensors"),
     ("unknown-model-type", lambda t, c: ("evaluate", ["--model", _broken_copy(c["gpt"], t / "t5x", "config")]),
      "'t5x'"),
+    ("classification-label-not-in-label-set", lambda t, c: ("finetune", ["--model", str(c["gpt"]), "--tasks",
+                                                                         "bbc_topic", "--seeds", "0", "--shared-data",
+                                                                         _shared_with_unknown_label(t)]),
+     "test.jsonl:2: label 'business'"),
     ("pairs-missing-bad", lambda t, c: ("evaluate", ["--model", str(c["gpt"]), "--minimal-pairs",
                                                      _write(t / "pairs.jsonl", '{"good": "भारत"}\n')]),
      "pairs.jsonl:1: missing key 'bad'"),
@@ -98,6 +111,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_overwritten(builder, expected,
                 "--output", str(previous / "model.safetensors"), *extra]
         if "--minimal-pairs" not in extra:
             argv += ["--minimal-pairs", "none"]
+    elif command == "finetune":
+        argv = ["finetune", "--output", str(previous / "model.safetensors"), *extra]
     elif command == "pretrain-file":
         argv = ["pretrain", "--output-dir", sentinel, "--tokenizer", str(tok_dir), "--max-steps", "1"]
     else:

@@ -1,4 +1,4 @@
-"""`hindi-lm`: one command with subcommands over the library (pretrain, compare, evaluate)."""
+"""`hindi-lm`: one command with subcommands over the library (pretrain, compare, evaluate, finetune)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def guarded(run, args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training import compare, evaluate, pretrain
+    from training import compare, evaluate, finetune, pretrain
 
     parser = argparse.ArgumentParser(prog="hindi-lm", description="Pretrain, compare and evaluate small Hindi LMs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("pretrain", pretrain, "pretrain one architecture (gpt, bert or hybrid) from a preset"),
         ("compare", compare, "train the tokenizer, pretrain GPT, BERT and hybrid, evaluate, report"),
         ("evaluate", evaluate, "evaluate any saved or Hub model"),
+        ("finetune", finetune, "fine-tune a saved model on Hindi POS, NER and classification"),
     ):
         command = sub.add_parser(name, help=help_text, description=module.__doc__.split("\n")[0])
         module.add_arguments(command)

@@ -1,0 +1,490 @@
+"""Fine-tune a saved GPT, BERT or hybrid on Hindi POS tagging, NER and text classification with `transformers.Trainer`.
+
+    hindi-lm finetune --model runs/bert --tasks pos ner --seeds 0 1 2 --output results.json
+    python -m training.finetune --model runs/hybrid --tasks bbc_topic --max-train-examples 500
+
+Tasks (files under the shared data folder, `$HINDI_MODELS_SHARED_DATA` or ../shared/data; train → eval):
+
+* `pos`: UD Hindi-HDTB 2015, UPOS (UD v1 tags, `CONJ` not `CCONJ`), train on `hi-ud-dev.conllu`, evaluate on
+  `hi-ud-test.public.conllu`; metric: accuracy over words.
+* `ner`: IL-NER Hindi, BIO tags over `NEP NEL NEO NEN NETI NEAR NED NEU`, train → test; metric: entity-level micro
+  F1 with seqeval's default (IOB2, non-strict) span rules.
+* `bbc_topic`, `iitp_sentiment`: MIDAS Hindi classification, `text` → `label`, train → test; metrics: accuracy
+  and macro-F1.
+
+Word-level tags label the first sub-token of each word (others -100, as in `run_ner.py`); a word cut off by
+`max_length` counts as wrong (POS) or as `O` (NER), so truncation never flatters a score.
+GPT uses the stock `GPT2For{Token,Sequence}Classification` heads (the sequence head reads the last non-pad token,
+`[SEP]`), BERT the stock Bert heads, the hybrid its registered encoder heads (`trust_remote_code=True`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_callback import PrinterCallback
+
+from training.data import shared_data_dir
+
+# Universal POS tags of UD v1 (the 2015 HDTB files predate v2: CONJ, not CCONJ).
+UD_V1_UPOS = ("ADJ", "ADP", "ADV", "AUX", "CONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
+              "PUNCT", "SCONJ", "SYM", "VERB", "X")
+IGNORE_INDEX = -100
+_BIO = re.compile(r"^(O|[BI]-\S+)$")
+
+# Suite tasks: kind ("pos", "ner", "classification") and train / eval files relative to the shared data folder.
+TASKS = {
+    "pos": ("pos", "ud_hindi_hdtb_2015/hi-ud-dev.conllu", "ud_hindi_hdtb_2015/hi-ud-test.public.conllu"),
+    "ner": ("ner", "il_ner_hindi/train.jsonl", "il_ner_hindi/test.jsonl"),
+    "bbc_topic": ("classification", "midas_hindi_classification/bbc_topic/train.jsonl",
+                  "midas_hindi_classification/bbc_topic/test.jsonl"),
+    "iitp_sentiment": ("classification", "midas_hindi_classification/iitp_product_review_sentiment/train.jsonl",
+                       "midas_hindi_classification/iitp_product_review_sentiment/test.jsonl"),
+}
+MAIN_METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall"), "classification": ("accuracy", "macro_f1")}
+DEFAULTS = dict(epochs=3.0, batch_size=16, learning_rate=5e-5, max_length=256)
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def load_conllu_upos(path: str | Path) -> list[dict]:
+    """Sentences of a CoNLL-U file as {tokens, tags} (FORM, UPOS); comments, `1-2` ranges and `1.1` nodes skipped."""
+    path = Path(path)
+    sentences, tokens, tags = [], [], []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                if tokens:
+                    sentences.append({"tokens": tokens, "tags": tags})
+                tokens, tags = [], []
+                continue
+            if line.startswith("#"):
+                continue
+            columns = line.split("\t")
+            if len(columns) != 10:
+                raise ValueError(f"{path}:{number}: expected 10 tab-separated CoNLL-U columns, got {len(columns)}")
+            if "-" in columns[0] or "." in columns[0]:  # multiword token range or empty node
+                continue
+            if columns[3] not in UD_V1_UPOS:
+                raise ValueError(f"{path}:{number}: UPOS {columns[3]!r} is not a UD v1 tag ({' '.join(UD_V1_UPOS)})")
+            tokens.append(columns[1])
+            tags.append(columns[3])
+    if tokens:
+        sentences.append({"tokens": tokens, "tags": tags})
+    if not sentences:
+        raise ValueError(f"{path}: no sentence found")
+    return sentences
+
+
+def _read_jsonl(path: Path, fields: tuple[str, ...]):
+    """Yield (line number, record) for each non-empty line, checking that every field in `fields` is there."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            missing = [f for f in fields if not isinstance(record, dict) or f not in record]
+            if missing:
+                raise ValueError(f"{path}:{number}: missing field {', '.join(map(repr, missing))}")
+            yield number, record
+
+
+def repair_bio_tag(tag: str) -> str:
+    """IL-NER's malformed tags: `-` (no annotation) → `O`, `-TYPE` (missing prefix) → `B-TYPE`; others unchanged."""
+    if tag == "-":
+        return "O"
+    if tag.startswith("-") and len(tag) > 1:
+        return "B" + tag
+    return tag
+
+
+def load_ner_jsonl(path: str | Path) -> list[dict]:
+    """Sentences of a {tokens, ner_tags} JSONL file as {tokens, tags}; malformed tags repaired (`repair_bio_tag`)."""
+    path = Path(path)
+    sentences = []
+    for number, record in _read_jsonl(path, ("tokens", "ner_tags")):
+        tokens, tags = record["tokens"], [repair_bio_tag(t) for t in record["ner_tags"]]
+        if len(tokens) != len(tags):
+            raise ValueError(f"{path}:{number}: {len(tokens)} tokens but {len(tags)} ner_tags")
+        bad = [t for t in tags if not _BIO.match(t)]
+        if bad:
+            raise ValueError(f"{path}:{number}: tag {bad[0]!r} is not BIO (O, B-TYPE or I-TYPE)")
+        if tokens:
+            sentences.append({"tokens": tokens, "tags": tags})
+    if not sentences:
+        raise ValueError(f"{path}: no sentence found")
+    return sentences
+
+
+def load_classification_jsonl(path: str | Path, labels=None) -> list[dict]:
+    """Examples of a {text, label} JSONL file; with `labels` (the train split's set), an unknown label is an error."""
+    path = Path(path)
+    known = set(labels) if labels is not None else None
+    examples = []
+    for number, record in _read_jsonl(path, ("text", "label")):
+        label = str(record["label"])
+        if known is not None and label not in known:
+            raise ValueError(f"{path}:{number}: label {label!r} is not in the train split's labels "
+                             f"({', '.join(sorted(known))})")
+        examples.append({"text": record["text"], "label": label})
+    if not examples:
+        raise ValueError(f"{path}: no example found")
+    return examples
+
+
+def bio_labels(*splits: list[dict]) -> list[str]:
+    """`O` then B-/I- of every entity type seen in the given splits, sorted by type."""
+    types = sorted({tag[2:] for split in splits for example in split for tag in example["tags"] if tag != "O"})
+    return ["O"] + [f"{prefix}-{name}" for name in types for prefix in "BI"]
+
+
+def load_task(name: str, shared_data=None) -> tuple[list[dict], list[dict], list[str]]:
+    """(train, eval, labels) of a suite task from the shared data folder."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
+    kind, train_file, eval_file = TASKS[name]
+    folder = shared_data_dir(shared_data)
+    train_path, eval_path = folder / train_file, folder / eval_file
+    for path in (train_path, eval_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found (set --shared-data or HINDI_MODELS_SHARED_DATA)")
+    if kind == "pos":
+        return load_conllu_upos(train_path), load_conllu_upos(eval_path), list(UD_V1_UPOS)
+    if kind == "ner":
+        train, evaluation = load_ner_jsonl(train_path), load_ner_jsonl(eval_path)
+        return train, evaluation, bio_labels(train, evaluation)  # eval-only types stay gold (counted as misses)
+    train = load_classification_jsonl(train_path)
+    labels = sorted({example["label"] for example in train})
+    return train, load_classification_jsonl(eval_path, labels), labels
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def bio_entities(tags: list[str]) -> set[tuple[str, int, int]]:
+    """(type, start, end) spans of one tag sequence, following seqeval's default (non-strict IOB2) chunking."""
+    entities, prev_tag, prev_type, start = set(), "O", "", 0
+    for i, chunk in enumerate(list(tags) + ["O"]):
+        tag, type_ = chunk[0], chunk[1:].split("-", maxsplit=1)[-1] or "_"
+        ends = (prev_tag in "BI" and tag in "BO") or (prev_tag != "O" and prev_type != type_)
+        if ends and prev_tag != "O":
+            entities.add((prev_type, start, i - 1))
+        if tag == "B" or (prev_tag == "O" and tag == "I") or (tag != "O" and prev_type != type_):
+            start = i
+        prev_tag, prev_type = tag, type_
+    return entities
+
+
+def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Entity-level micro precision / recall / F1 over sentences (exact type and span match, as seqeval)."""
+    n_gold = n_pred = n_correct = 0
+    for gold_tags, pred_tags in zip(gold, predicted, strict=True):
+        gold_spans, pred_spans = bio_entities(gold_tags), bio_entities(pred_tags)
+        n_gold, n_pred = n_gold + len(gold_spans), n_pred + len(pred_spans)
+        n_correct += len(gold_spans & pred_spans)
+    precision = n_correct / n_pred if n_pred else 0.0
+    recall = n_correct / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "n_gold_entities": n_gold}
+
+
+def accuracy_and_macro_f1(gold, predicted) -> dict:
+    """Accuracy and macro-F1 (unweighted mean over the labels in gold ∪ predicted, as scikit-learn's)."""
+    gold, predicted = np.asarray(gold), np.asarray(predicted)
+    f1s = []
+    for label in np.union1d(gold, predicted):
+        tp = np.sum((predicted == label) & (gold == label))
+        fp, fn = np.sum((predicted == label) & (gold != label)), np.sum((predicted != label) & (gold == label))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return {"accuracy": float(np.mean(gold == predicted)) if gold.size else 0.0, "macro_f1": float(np.mean(f1s))}
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode_tagged(tokenizer, examples: list[dict], label2id: dict, max_length: int) -> tuple[Dataset, list]:
+    """Tokenize word lists; the first sub-token of each word gets its tag id, the rest -100.
+
+    Also returns, per example, the indices of the words that kept a labelled sub-token (in order), so predictions
+    can be mapped back to words after truncation.
+    """
+    encoded = tokenizer([e["tokens"] for e in examples], is_split_into_words=True, truncation=True,
+                        max_length=max_length, return_token_type_ids=False)
+    all_labels, all_words = [], []
+    for row, example in enumerate(examples):
+        labels, words, previous = [], [], None
+        for word in encoded.word_ids(row):
+            if word is None or word == previous:
+                labels.append(IGNORE_INDEX)
+            else:
+                labels.append(label2id[example["tags"][word]])
+                words.append(word)
+            previous = word
+        all_labels.append(labels)
+        all_words.append(words)
+    data = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "labels": all_labels}
+    return Dataset.from_dict(data), all_words
+
+
+def encode_texts(tokenizer, examples: list[dict], label2id: dict, max_length: int) -> Dataset:
+    """Tokenize texts (`[CLS] text [SEP]`, truncated) with their label ids."""
+    encoded = tokenizer([e["text"] for e in examples], truncation=True, max_length=max_length,
+                        return_token_type_ids=False)
+    data = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+            "labels": [label2id[e["label"]] for e in examples]}
+    return Dataset.from_dict(data)
+
+
+def word_predictions(predictions: np.ndarray, labels: np.ndarray, kept_words: list, examples: list[dict],
+                     id2label: dict, missing: str | None) -> list[list[str | None]]:
+    """Per-word predicted tags from token-level ids; words lost to truncation get `missing`."""
+    out = []
+    for row, example in enumerate(examples):
+        tags = [missing] * len(example["tokens"])
+        ids = predictions[row][labels[row] != IGNORE_INDEX]
+        for word, label_id in zip(kept_words[row], ids, strict=True):
+            tags[word] = id2label[int(label_id)]
+        out.append(tags)
+    return out
+
+
+def _argmax(logits, labels):
+    """Keep only predicted ids during evaluation (less memory than full logits)."""
+    return logits.argmax(dim=-1)
+
+
+def task_kind(task: str) -> str:
+    """`pos`, `ner` or `classification` for a kind or a suite task name."""
+    if task in MAIN_METRICS:
+        return task
+    if task in TASKS:
+        return TASKS[task][0]
+    raise ValueError(f"unknown task {task!r} (kinds: {', '.join(MAIN_METRICS)}; suite tasks: {', '.join(TASKS)})")
+
+
+def make_compute_metrics(kind: str, eval_examples: list[dict], kept_words, id2label: dict):
+    """The `compute_metrics` of a task kind: word accuracy (pos), entity F1 (ner), accuracy + macro-F1."""
+
+    def compute_metrics(prediction) -> dict:
+        predictions, labels = prediction.predictions, prediction.label_ids
+        if kind == "classification":
+            return accuracy_and_macro_f1(labels, predictions)
+        gold = [e["tags"] for e in eval_examples]
+        predicted = word_predictions(predictions, labels, kept_words, eval_examples, id2label,
+                                     missing="O" if kind == "ner" else None)
+        if kind == "ner":
+            return entity_f1(gold, predicted)
+        pairs = [(g, p) for gs, ps in zip(gold, predicted) for g, p in zip(gs, ps)]
+        return {"accuracy": sum(g == p for g, p in pairs) / len(pairs), "n_words": len(pairs),
+                "n_words_truncated": sum(p is None for _, p in pairs)}
+
+    return compute_metrics
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+def finetune(
+    model_dir: str | Path,
+    task: str,
+    train: list[dict],
+    eval: list[dict],
+    labels: list[str],
+    seed: int = 0,
+    epochs: float = DEFAULTS["epochs"],
+    batch_size: int = DEFAULTS["batch_size"],
+    learning_rate: float = DEFAULTS["learning_rate"],
+    max_length: int = DEFAULTS["max_length"],
+    output_dir: str | Path | None = None,
+    trust_remote_code: bool = True,
+    max_train_examples: int | None = None,
+    max_eval_examples: int | None = None,
+    evaluate_before: bool = False,
+) -> dict:
+    """Fine-tune `model_dir` on one task and evaluate at the end; returns a JSON-serialisable dict.
+
+    `task` is a kind (`pos`, `ner`, `classification`) or a suite task name; `train` / `eval` are loader outputs;
+    `labels` the label names (index = class id). `output_dir`, when given, receives the fine-tuned model,
+    tokenizer and `finetune_results.json`. `evaluate_before` also scores the untouched model (key `before`).
+    """
+    kind = task_kind(task)
+    train, eval = train[:max_train_examples], eval[:max_eval_examples]
+    if not train or not eval:
+        raise ValueError(f"{task}: empty train ({len(train)}) or eval ({len(eval)}) split")
+    label2id = {label: i for i, label in enumerate(labels)}
+    id2label = dict(enumerate(labels))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    if not tokenizer.is_fast and kind != "classification":
+        raise ValueError(f"{model_dir}: word-level tagging needs a fast tokenizer (word_ids)")
+
+    config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
+    max_length = min(max_length, getattr(config, "max_position_embeddings", None) or max_length)  # e.g. tiny: 128
+    kept_words = None
+    if kind == "classification":
+        train_set, eval_set = (encode_texts(tokenizer, split, label2id, max_length) for split in (train, eval))
+        collator, auto_class = DataCollatorWithPadding(tokenizer), AutoModelForSequenceClassification
+    else:
+        unknown = sorted({t for split in (train, eval) for e in split for t in e["tags"]} - set(label2id))
+        if unknown:
+            raise ValueError(f"{task}: tags {', '.join(unknown)} are not among the labels ({', '.join(labels)})")
+        train_set, _ = encode_tagged(tokenizer, train, label2id, max_length)
+        eval_set, kept_words = encode_tagged(tokenizer, eval, label2id, max_length)
+        collator, auto_class = DataCollatorForTokenClassification(tokenizer), AutoModelForTokenClassification
+
+    set_seed(seed)  # seeds the new head's initialisation
+    model = auto_class.from_pretrained(str(model_dir), num_labels=len(labels), id2label=id2label, label2id=label2id,
+                                       trust_remote_code=trust_remote_code)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id  # GPT-2 sequence classification needs it
+
+    with tempfile.TemporaryDirectory(prefix="finetune-") as scratch:
+        args = TrainingArguments(
+            output_dir=str(output_dir or scratch), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=2 * batch_size, learning_rate=learning_rate, weight_decay=0.01,
+            warmup_steps=0.1, lr_scheduler_type="linear", seed=seed, data_seed=seed, eval_strategy="no",
+            save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
+        )
+        trainer = Trainer(
+            model=model, args=args, data_collator=collator, train_dataset=train_set, eval_dataset=eval_set,
+            processing_class=tokenizer, compute_metrics=make_compute_metrics(kind, eval, kept_words, id2label),
+            preprocess_logits_for_metrics=_argmax,
+        )
+        trainer.remove_callback(PrinterCallback)  # keep stdout for the summary; metrics come back in the result
+        result = {"task": task, "kind": kind, "model_dir": str(model_dir), "seed": seed, "n_train": len(train),
+                  "n_eval": len(eval), "labels": list(labels),
+                  "hyperparameters": dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                          max_length=max_length)}
+        if evaluate_before:
+            result["before"] = _strip(trainer.evaluate())
+        start = time.perf_counter()
+        train_output = trainer.train()
+        result["train_seconds"] = round(time.perf_counter() - start, 2)
+        result["train_loss"] = float(train_output.training_loss)
+        result["metrics"] = _strip(trainer.evaluate())
+        if output_dir is not None:
+            trainer.save_model(str(output_dir))
+            Path(output_dir, "finetune_results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def _strip(metrics: dict) -> dict:
+    """Trainer's `eval_*` metrics without the prefix, as plain floats / ints."""
+    return {key.removeprefix("eval_"): (int(v) if float(v).is_integer() and "n_" in key else float(v))
+            for key, v in metrics.items()}
+
+
+def finetune_suite(
+    model_dir: str | Path,
+    shared_data: str | Path | None = None,
+    tasks=("pos", "ner", "bbc_topic", "iitp_sentiment"),
+    seeds=(0, 1, 2),
+    epochs: float = DEFAULTS["epochs"],
+    batch_size: int = DEFAULTS["batch_size"],
+    learning_rate: float = DEFAULTS["learning_rate"],
+    max_length: int = DEFAULTS["max_length"],
+    max_train_examples: int | None = None,
+    max_eval_examples: int | None = None,
+    trust_remote_code: bool = True,
+) -> dict:
+    """Fine-tune once per (task, seed); per task the mean and std over seeds of its main metrics, n_train / n_eval.
+
+    Progress goes to stderr, one line per run and per task, so stdout stays the JSON summary.
+    """
+    summary = {"model_dir": str(model_dir), "seeds": list(seeds), "tasks": {}}
+    for name in tasks:
+        train, evaluation, labels = load_task(name, shared_data)
+        runs = []
+        for seed in seeds:
+            start = time.perf_counter()
+            run_result = finetune(model_dir, name, train, evaluation, labels, seed=seed, epochs=epochs,
+                                  batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
+                                  trust_remote_code=trust_remote_code, max_train_examples=max_train_examples,
+                                  max_eval_examples=max_eval_examples)
+            runs.append(run_result)
+            scores = ", ".join(f"{m}={run_result['metrics'][m]:.4f}" for m in MAIN_METRICS[task_kind(name)])
+            seconds = time.perf_counter() - start
+            print(f"[finetune] {name} seed={seed}: {scores} ({seconds:.1f}s)", file=sys.stderr, flush=True)
+        entry = {"n_train": runs[0]["n_train"], "n_eval": runs[0]["n_eval"], "labels": labels,
+                 "per_seed": [{"seed": r["seed"], **r["metrics"]} for r in runs]}
+        for metric in MAIN_METRICS[task_kind(name)]:
+            values = [r["metrics"][metric] for r in runs]
+            entry[metric] = {"mean": statistics.fmean(values),
+                             "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        summary["tasks"][name] = entry
+        means = ", ".join(f"{m}={entry[m]['mean']:.4f}±{entry[m]['std']:.4f}" for m in MAIN_METRICS[task_kind(name)])
+        print(f"[finetune] {name}: {means} over {len(seeds)} seed(s), n_train={entry['n_train']}, "
+              f"n_eval={entry['n_eval']}", file=sys.stderr, flush=True)
+    return summary
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `hindi-lm finetune` options."""
+    parser.add_argument("--model", required=True, help="saved model folder (GPT, BERT or hybrid) with its tokenizer")
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=float, default=DEFAULTS["epochs"])
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
+    parser.add_argument("--max-length", type=int, default=DEFAULTS["max_length"])
+    parser.add_argument("--max-train-examples", type=int, default=None)
+    parser.add_argument("--max-eval-examples", type=int, default=None)
+    parser.add_argument("--shared-data", default=None, help="shared data folder (default: $HINDI_MODELS_SHARED_DATA "
+                                                            "or ../shared/data)")
+    parser.add_argument("--output", type=Path, default=None, help="write the summary as JSON here")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `hindi-lm finetune` from parsed arguments; prints the summary as JSON (and writes --output)."""
+    if not Path(args.model).is_dir():
+        raise FileNotFoundError(f"{args.model}: no such model folder")
+    summary = finetune_suite(
+        args.model, shared_data=args.shared_data, tasks=tuple(args.tasks), seeds=tuple(args.seeds),
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
+        max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
+    )
+    text = json.dumps(summary, indent=2, ensure_ascii=False)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="hindi-lm finetune", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    from training.cli import guarded
+
+    return guarded(run, parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
