@@ -52,12 +52,17 @@ def atomic_directory(target: str | os.PathLike):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_json(path: str | os.PathLike, data) -> None:
-    """Write JSON through a temporary file and `os.replace`, so readers never see half a file."""
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write through a temporary sibling and `os.replace`, so readers never see half a file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Write JSON atomically (see `write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def check_tokenizer_matches(model_config, tokenizer, where: str = "model") -> None:

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+from hindi_models.factory import write_text_atomic
+
 OBJECTIVES = {"gpt": "causal LM", "bert": "masked LM (15%, 80/10/10)", "hybrid": "α·MLM + β·CLM"}
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Save a matplotlib figure as PNG through a temporary sibling (a killed run leaves no half image)."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -37,8 +51,7 @@ def plot_loss_curves(logs: dict[str, list[dict]], path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return Path(path)
 
 
@@ -63,8 +76,7 @@ def plot_minimal_pairs(per_phenomenon: dict[str, dict[str, float]], path: str | 
     ax.set_title("Minimal pairs per phenomenon (ties count as wrong)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return Path(path)
 
 
@@ -146,5 +158,5 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
         for name, rows in samples.items():
             lines += [f"**{name}**", ""] + [f"- `{row['prompt']}` → {row['text']}" for row in rows] + [""]
     path = Path(run_dir) / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    write_text_atomic(path, "\n".join(lines))
     return path
