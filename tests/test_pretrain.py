@@ -178,7 +178,7 @@ def test_compare_writes_every_artifact(tmp_path, shared_data):
 
     run = tmp_path / "run"
     results = compare(run_dir=run, preset=fast_preset(), word_budget=4000, max_eval_texts=4, max_pairs=12,
-                      **{k: v for k, v in FAST.items() if k != "seed"})
+                      finetune_examples=16, **{k: v for k, v in FAST.items() if k != "seed"})
     for name in ("gpt", "bert", "hybrid"):
         assert (run / name / "model.safetensors").is_file() and (run / name / "README.md").is_file()
         assert (run / "checkpoints" / name / "log.jsonl").is_file()
@@ -193,7 +193,11 @@ def test_compare_writes_every_artifact(tmp_path, shared_data):
     # Same tokenizer, same words for every model.
     assert len({m["words_seen"] for m in saved["models"].values()}) == 1
     report = (run / "report.md").read_text()
-    assert "| **hybrid** |" in report and "Generation samples" in report
+    assert "| **hybrid** |" in report and "Generation samples" in report and "NER F1" in report
+    assert "word unigram (BASELINES)" in report
+    finetuned = saved["models"]["hybrid"]["finetune"]
+    assert set(finetuned) == {"pos", "ner", "bbc_topic", "iitp_sentiment"}
+    assert 0.0 <= finetuned["pos"]["accuracy"]["mean"] <= 1.0 and finetuned["ner"]["n_train"] == 16
     assert results["models"]["gpt"]["samples"][0]["prompt"] == "भारत एक"
     with pytest.raises(FileExistsError, match="already holds a run"):
         compare(run_dir=run, preset=fast_preset(), word_budget=100)

@@ -26,6 +26,7 @@ from hindi_models.factory import atomic_directory, write_json
 from hindi_models.presets import MODEL_TYPES, Preset, load_preset
 from hindi_models.tokenizer import train_tokenizer
 from training.data import load_corpus, shared_data_dir
+from training.finetune import TASKS, finetune_suite
 from training.pretrain import check_output_dir, pretrain, single
 from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_report
 
@@ -76,10 +77,16 @@ def compare(
     shared_data: str | None = None,
     max_eval_texts: int = 200,
     max_pairs: int | None = 600,
+    finetune_examples: int = 400,
+    finetune_seeds=(0,),
     overwrite: bool = False,
     **pretrain_kwargs,
 ) -> dict:
-    """Train one tokenizer, pretrain each architecture on the same words, evaluate all, write the report."""
+    """Train one tokenizer, pretrain each architecture on the same words, evaluate all, write the report.
+
+    Fine-tuning (POS, NER, two classification sets from the shared data) uses at most `finetune_examples`
+    training examples per task and one epoch per seed; 0 skips it.
+    """
     started = time.time()
     run_dir = Path(run_dir)
     check_output_dir(run_dir, overwrite, resume=False)
@@ -103,6 +110,12 @@ def compare(
                                                trust_remote_code=True)["sections"]
         if model_type in ("gpt", "hybrid"):
             metrics["samples"] = generation_samples(run_dir / model_type)
+        if finetune_examples and pairs_file:  # the fine-tuning sets live beside the minimal pairs
+            print(f"=== {model_type}: fine-tuning ===")
+            metrics["finetune"] = finetune_suite(run_dir / model_type, shared_data, tasks=tuple(TASKS),
+                                                 seeds=finetune_seeds, epochs=1.0,
+                                                 max_train_examples=finetune_examples,
+                                                 max_eval_examples=finetune_examples)["tasks"]
         models[model_type] = metrics
         logs[model_type] = read_log(run_dir / "checkpoints" / model_type / "log.jsonl")
 
@@ -120,6 +133,7 @@ def compare(
             "eval_texts": len(texts),
             "minimal_pairs_file": pairs_file,
             "minimal_pairs_scored": len(pairs) if pairs else 0,
+            "finetune": {"max_examples": finetune_examples, "seeds": list(finetune_seeds), "epochs": 1.0},
         },
         "tokenizer": {"vocab_size": len(tokenizer), "fertility": fertility},
         "models": models,
@@ -151,6 +165,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                              "or ../shared/data)")
     parser.add_argument("--max-eval-texts", type=int, default=200)
     parser.add_argument("--max-pairs", type=int, default=600, help="minimal pairs scored per model (0 = all)")
+    parser.add_argument("--finetune-examples", type=int, default=400,
+                        help="training/eval examples per fine-tuning task (0 = skip fine-tuning)")
+    parser.add_argument("--finetune-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
 
@@ -160,5 +177,6 @@ def run(args: argparse.Namespace) -> int:
     compare(run_dir=args.run_dir, preset=args.preset, corpus=single(args.corpus), word_budget=int(args.word_budget),
             model_types=args.models, seed=args.seed, shared_data=args.shared_data,
             max_eval_texts=args.max_eval_texts, max_pairs=args.max_pairs or None, overwrite=args.overwrite,
+            finetune_examples=args.finetune_examples, finetune_seeds=tuple(args.finetune_seeds),
             precision=args.precision)
     return 0

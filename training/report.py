@@ -8,6 +8,15 @@ from pathlib import Path
 
 from hindi_models.factory import write_text_atomic
 
+# ../shared/BASELINES.md, minimal pairs as written (ties wrong), for comparison beside our models.
+REFERENCE_PAIRS = {
+    "word unigram (BASELINES)": {"all": 58.5, "S_O_V": 43.6, "S_PossPRN_O_V": 42.4, "S_PossPRN_PossN_O_V": 44.0,
+                                 "S_ne_O_V": 70.8, "S_ne_PossPRN_O_V": 72.8, "S_ne_PossPRN_PossN_O_V": 77.6},
+    "stock GPT-2 mini (BASELINES)": {"all": 73.8, "S_O_V": 71.6, "S_PossPRN_O_V": 69.8, "S_PossPRN_PossN_O_V": 71.4,
+                                     "S_ne_O_V": 75.8, "S_ne_PossPRN_O_V": 75.6, "S_ne_PossPRN_PossN_O_V": 78.4},
+}
+FINETUNE_COLUMNS = (("pos", "accuracy", "POS acc"), ("ner", "f1", "NER F1"), ("bbc_topic", "accuracy", "BBC acc"),
+                    ("iitp_sentiment", "accuracy", "IITP acc"))
 OBJECTIVES = {"gpt": "causal LM", "bert": "masked LM (15%, 80/10/10)", "hybrid": "α·MLM + β·CLM"}
 
 
@@ -91,11 +100,20 @@ def _by_kind(model: dict, kind: str) -> dict:
     return next((ev for ev in model.get("evaluation", {}).values() if ev.get("kind") == kind), {})
 
 
+def _finetune_cell(model: dict, task: str, metric: str) -> str:
+    entry = model.get("finetune", {}).get(task, {}).get(metric)
+    if not entry:
+        return "–"
+    spread = f" ± {100 * entry['std']:.1f}" if entry.get("std") else ""
+    return f"{100 * entry['mean']:.1f}{spread}"
+
+
 def comparison_table(results: dict) -> str:
     """The design's "Architecture Comparison" table, filled with measured numbers."""
     header = ("| | objective | params | train tokens/s | train time (s) | words seen | val CLM loss | "
-              "val MLM loss | bits/char (causal) | pseudo-bits/char (masked) | minimal pairs |")
-    rows = [header, "|" + "---|" * 11]
+              "val MLM loss | bits/char (causal) | pseudo-bits/char (masked) | minimal pairs | "
+              + " | ".join(title for _, _, title in FINETUNE_COLUMNS) + " |")
+    rows = [header, "|" + "---|" * (11 + len(FINETUNE_COLUMNS))]
     for name, model in results["models"].items():
         causal, masked = _by_kind(model, "causal"), _by_kind(model, "masked")
         pairs = [f"{kind} {100 * ev['minimal_pairs']['accuracy']:.1f}%"
@@ -107,7 +125,8 @@ def comparison_table(results: dict) -> str:
             f"{_fmt(model.get('validation_mlm_loss'))} | "
             f"{_fmt(causal.get('language_model', {}).get('bits_per_char'))} | "
             f"{_fmt(masked.get('language_model', {}).get('pseudo_bits_per_char'))} | "
-            f"{' / '.join(pairs) or '–'} |"
+            f"{' / '.join(pairs) or '–'} | "
+            + " | ".join(_finetune_cell(model, task, metric) for task, metric, _ in FINETUNE_COLUMNS) + " |"
         )
     return "\n".join(rows)
 
@@ -131,6 +150,12 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
         "to causal bits. Minimal pairs: ties count as wrong.",
         "",
     ]
+    finetune = run.get("finetune") or {}
+    if any(m.get("finetune") for m in results["models"].values()):
+        lines += [f"Fine-tuning (Trainer, one epoch, seeds {finetune.get('seeds')}, at most "
+                  f"{finetune.get('max_examples')} train and eval examples per task, mean ± std in %): UD Hindi-HDTB "
+                  "UPOS word accuracy, IL-NER entity F1, BBC topic and IITP sentiment accuracy; the hybrid through "
+                  "its encoder heads, GPT through GPT-2's heads.", ""]
     for title, name in (("Loss curves", "loss_curves"), ("Minimal pairs per phenomenon", "minimal_pairs")):
         if name in figures:
             lines += [f"## {title}", "", f"![{title}]({figures[name]})", ""]
@@ -141,16 +166,22 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
                 per_phen[f"{model_name} ({branch})"] = ev["minimal_pairs"]
     if per_phen:
         phenomena = sorted({p for s in per_phen.values() for p in s.get("per_phenomenon", {})})
-        lines += ["## Minimal pairs", "", "| phenomenon | " + " | ".join(per_phen) + " |",
-                  "|---|" + "---|" * len(per_phen)]
+        columns = [*per_phen, *REFERENCE_PAIRS]
+        lines += ["## Minimal pairs", "", "Accuracy % (pairs scored); the last columns are the reference numbers of "
+                  "`../shared/BASELINES.md` on all 3,000 public pairs (the unigram column is the floor that word "
+                  "frequency alone reaches).", "", "| phenomenon | " + " | ".join(columns) + " |",
+                  "|---|" + "---|" * len(columns)]
         for phen in phenomena:
             cells = []
             for scores in per_phen.values():
                 entry = scores.get("per_phenomenon", {}).get(phen)
                 cells.append(f"{100 * entry['accuracy']:.1f} (n={entry['total']})" if entry else "–")
+            short = phen.split("/")[-1]
+            cells += [f"{ref[short]:.1f}" if short in ref else "–" for ref in REFERENCE_PAIRS.values()]
             lines.append(f"| {phen} | " + " | ".join(cells) + " |")
-        lines += ["| **all** | " + " | ".join(f"{100 * s['accuracy']:.1f} (n={s['total']})" for s in per_phen.values())
-                  + " |", ""]
+        overall = [f"{100 * s['accuracy']:.1f} (n={s['total']})" for s in per_phen.values()]
+        overall += [f"{ref['all']:.1f}" for ref in REFERENCE_PAIRS.values()]
+        lines += ["| **all** | " + " | ".join(overall) + " |", ""]
     samples = {name: m["samples"] for name, m in results["models"].items() if m.get("samples")}
     if samples:
         lines += ["## Generation samples", "",
