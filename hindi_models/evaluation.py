@@ -375,16 +375,22 @@ def _pair_from_record(record, where: str) -> dict:
     return pair
 
 
-def _read_jsonl(path: Path) -> Iterable[dict]:
+def iter_jsonl(path: str | Path) -> Iterable[tuple[int, object]]:
+    """(line number, parsed record) for each non-empty line; invalid JSON raises naming `path:line`."""
+    path = Path(path)
     with path.open(encoding="utf-8-sig") as f:  # -sig: tolerate a byte-order mark
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield line_no, json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{line_no}: invalid JSON ({e.msg})") from None
-            yield _pair_from_record(record, f"{path}:{line_no}")
+
+
+def _read_jsonl(path: Path) -> Iterable[dict]:
+    for line_no, record in iter_jsonl(path):
+        yield _pair_from_record(record, f"{path}:{line_no}")
 
 
 def _read_table(path: Path) -> Iterable[dict]:

@@ -44,6 +44,7 @@ from transformers import (
 )
 from transformers.trainer_callback import PrinterCallback
 
+from hindi_models.evaluation import iter_jsonl
 from training.data import shared_data_dir
 
 # Universal POS tags of UD v1 (the 2015 HDTB files predate v2: CONJ, not CCONJ).
@@ -100,18 +101,11 @@ def load_conllu_upos(path: str | Path) -> list[dict]:
 
 def _read_jsonl(path: Path, fields: tuple[str, ...]):
     """Yield (line number, record) for each non-empty line, checking that every field in `fields` is there."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            missing = [f for f in fields if not isinstance(record, dict) or f not in record]
-            if missing:
-                raise ValueError(f"{path}:{number}: missing field {', '.join(map(repr, missing))}")
-            yield number, record
+    for number, record in iter_jsonl(path):
+        missing = [f for f in fields if not isinstance(record, dict) or f not in record]
+        if missing:
+            raise ValueError(f"{path}:{number}: missing field {', '.join(map(repr, missing))}")
+        yield number, record
 
 
 def repair_bio_tag(tag: str) -> str:
