@@ -22,7 +22,7 @@ test: install
 	HF_HUB_OFFLINE=1 HINDI_MODELS_SHARED_DATA=$(SHARED_DATA) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 compare: install
-	HF_HUB_OFFLINE=1 $(VENV)/bin/hindi-lm compare $(ARGS)
+	HF_HUB_OFFLINE=1 HINDI_MODELS_SHARED_DATA=$(SHARED_DATA) $(VENV)/bin/hindi-lm compare $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
