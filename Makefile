@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 SHARED_DATA ?= ../shared/data
 
-.PHONY: install test compare smoke clean
+.PHONY: install test compare clean
 
 install: $(VENV)/.installed
 
