@@ -23,6 +23,14 @@ def fast_preset(**overrides):
     return load_preset("tiny", max_length=64, **overrides)
 
 
+def preset_file(folder, model_type, max_length):
+    """A tiny dropout-free preset as a YAML file, for runs started through the command line."""
+    path = folder / "p.yaml"
+    path.write_text(f"model_type: {model_type}\nvocab_size: 2000\nhidden_size: 64\nnum_layers: 2\nnum_heads: 2\n"
+                    f"max_length: {max_length}\nintermediate_size: 256\ndropout: 0.0\n")
+    return str(path)
+
+
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory, tokenizer):
     folder = tmp_path_factory.mktemp("tok")
@@ -58,10 +66,8 @@ def test_sigkilled_run_resumes_with_the_same_loss_curve(tmp_path, tokenizer_dir)
     import signal
     import time
 
-    preset_file = tmp_path / "p.yaml"
-    preset_file.write_text("model_type: hybrid\nvocab_size: 2000\nhidden_size: 64\nnum_layers: 2\nnum_heads: 2\n"
-                           "max_length: 128\nintermediate_size: 256\ndropout: 0.0\n")
-    args = ["--model-type", "hybrid", "--preset", str(preset_file), "--tokenizer", str(tokenizer_dir),
+    args = ["--model-type", "hybrid", "--preset", preset_file(tmp_path, "hybrid", 128),
+            "--tokenizer", str(tokenizer_dir),
             "--max-steps", "30", "--save-steps", "4", "--eval-steps", "15", "--logging-steps", "1",
             "--batch-size", "16", "--learning-rate", "3e-3", "--precision", "fp32", "--report-to", "none",
             "--seed", "7"]
@@ -138,10 +144,8 @@ def test_word_checkpoints_and_push_to_hub_arguments(tmp_path, tokenizer_dir, mon
 
 def test_two_processes_give_the_single_process_loss_curve(tmp_path, tokenizer_dir):
     """accelerate launch, 2 CPU processes x batch 4 == 1 process x batch 8: no data doubled, dropped or reordered."""
-    preset_file = tmp_path / "p.yaml"
-    preset_file.write_text("model_type: gpt\nvocab_size: 2000\nhidden_size: 64\nnum_layers: 2\nnum_heads: 2\n"
-                           "max_length: 64\nintermediate_size: 256\ndropout: 0.0\n")
-    common = ["--model-type", "gpt", "--preset", str(preset_file), "--tokenizer", str(tokenizer_dir),
+    common = ["--model-type", "gpt", "--preset", preset_file(tmp_path, "gpt", 64),
+              "--tokenizer", str(tokenizer_dir),
               "--max-steps", "20", "--logging-steps", "1", "--eval-steps", "10", "--learning-rate", "3e-3",
               "--precision", "fp32", "--report-to", "none", "--seed", "7"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
