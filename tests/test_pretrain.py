@@ -182,7 +182,8 @@ def test_compare_writes_every_artifact(tmp_path, shared_data):
 
     run = tmp_path / "run"
     results = compare(run_dir=run, preset=fast_preset(), word_budget=4000, max_eval_texts=4, max_pairs=12,
-                      finetune_examples=16, **{k: v for k, v in FAST.items() if k != "seed"})
+                      finetune_examples=16, cards_dir=tmp_path / "cards",
+                      **{k: v for k, v in FAST.items() if k != "seed"})
     for name in ("gpt", "bert", "hybrid"):
         assert (run / name / "model.safetensors").is_file() and (run / name / "README.md").is_file()
         assert (run / "checkpoints" / name / "log.jsonl").is_file()
@@ -203,5 +204,15 @@ def test_compare_writes_every_artifact(tmp_path, shared_data):
     assert set(finetuned) == {"pos", "ner", "bbc_topic", "iitp_sentiment"}
     assert 0.0 <= finetuned["pos"]["accuracy"]["mean"] <= 1.0 and finetuned["ner"]["n_train"] == 16
     assert results["models"]["gpt"]["samples"][0]["prompt"] == "भारत एक"
+    # The cards are re-rendered with the evaluation: model-index carries the measured minimal-pair accuracy.
+    from huggingface_hub import ModelCard
+
+    for name, section in (("gpt", "causal"), ("bert", "masked"), ("hybrid", "encoder")):
+        card = ModelCard.load(run / name / "README.md")
+        assert card.content == (tmp_path / "cards" / f"{name}.md").read_text()
+        metrics = {m.metric_type: m.metric_value for m in card.data.eval_results}
+        accuracy = saved["models"][name]["evaluation"][section]["minimal_pairs"]["accuracy"]
+        assert metrics[f"{section}/minimal_pairs_accuracy"] == pytest.approx(accuracy, abs=1e-4)
+        assert "finetune/pos_accuracy" in metrics
     with pytest.raises(FileExistsError, match="already holds a run"):
         compare(run_dir=run, preset=fast_preset(), word_budget=100)

@@ -28,7 +28,7 @@ from hindi_models.tokenizer import train_tokenizer
 from training.data import load_corpus, shared_data_dir
 from training.finetune import TASKS, finetune_suite
 from training.pretrain import check_output_dir, pretrain, single
-from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_report
+from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_model_cards, write_report
 
 PROMPTS = ["भारत एक", "आज सुबह", "मेरे गाँव में", "विज्ञान के अनुसार"]
 SAMPLING = dict(do_sample=True, temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=40)
@@ -80,12 +80,14 @@ def compare(
     finetune_examples: int = 400,
     finetune_seeds=(0,),
     overwrite: bool = False,
+    cards_dir: str | os.PathLike | None = None,
     **pretrain_kwargs,
 ) -> dict:
     """Train one tokenizer, pretrain each architecture on the same words, evaluate all, write the report.
 
     Fine-tuning (POS, NER, two classification sets from the shared data) uses at most `finetune_examples`
-    training examples per task and one epoch per seed; 0 skips it.
+    training examples per task and one epoch per seed; 0 skips it. Each model folder's card is re-rendered with
+    the measured results at the end, and also written to `cards_dir/<model>.md` when given.
     """
     started = time.time()
     run_dir = Path(run_dir)
@@ -148,6 +150,7 @@ def compare(
     results["run"]["wall_seconds"] = round(time.time() - started, 1)
     write_json(run_dir / "results.json", results)
     report = write_report(results, run_dir, figures)
+    write_model_cards(results, run_dir, cards_dir)
     print(f"\nReport: {report}\nResults: {run_dir / 'results.json'} ({results['run']['wall_seconds']:.0f} s)")
     return results
 
@@ -170,6 +173,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finetune-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--cards-dir", type=Path, default=None,
+                        help="also write each model's card here as <model>.md (e.g. model_cards/reference_mini)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,5 +183,5 @@ def run(args: argparse.Namespace) -> int:
             model_types=args.models, seed=args.seed, shared_data=args.shared_data,
             max_eval_texts=args.max_eval_texts, max_pairs=args.max_pairs or None, overwrite=args.overwrite,
             finetune_examples=args.finetune_examples, finetune_seeds=tuple(args.finetune_seeds),
-            precision=args.precision)
+            precision=args.precision, cards_dir=args.cards_dir)
     return 0

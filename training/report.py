@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from hindi_models.cards import render_model_card
 from hindi_models.factory import write_text_atomic
 
 # ../shared/BASELINES.md, minimal pairs as written (ties wrong), for comparison beside our models.
@@ -191,3 +192,44 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
     path = Path(run_dir) / "report.md"
     write_text_atomic(path, "\n".join(lines))
     return path
+
+
+def headline_metrics(model: dict) -> dict[str, float]:
+    """The numbers a model card's `model-index` carries: validation losses, (pseudo-)bits per character,
+    minimal-pair accuracy per evaluated branch, and the fine-tuning means."""
+    metrics = {key: model[key] for key in ("validation_clm_loss", "validation_mlm_loss") if model.get(key) is not None}
+    for section, evaluation in model.get("evaluation", {}).items():
+        language_model = evaluation.get("language_model", {})
+        for key in ("bits_per_char", "pseudo_bits_per_char"):
+            if key in language_model:
+                metrics[f"{section}/{key}"] = language_model[key]
+        if evaluation.get("minimal_pairs"):
+            metrics[f"{section}/minimal_pairs_accuracy"] = evaluation["minimal_pairs"]["accuracy"]
+    for task, metric, _ in FINETUNE_COLUMNS:
+        entry = model.get("finetune", {}).get(task, {}).get(metric)
+        if entry:
+            metrics[f"finetune/{task}_{metric}"] = entry["mean"]
+    return metrics
+
+
+def write_model_cards(results: dict, run_dir: str | Path, cards_dir: str | Path | None = None) -> list[Path]:
+    """Re-render each model folder's `README.md` with its measured results (and copy it to `cards_dir/<model>.md`
+    for reference runs kept in the repository)."""
+    from transformers import AutoConfig
+
+    run, written = results["run"], []
+    for name, model in results["models"].items():
+        folder = Path(run_dir) / name
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+        budget = (f"{model['words_seen']:,} words ({model['tokens_seen']:,} tokens, {model['steps']:,} steps), "
+                  f"preset `{run['preset']}`, {model['train_seconds']:.0f} s on {run['machine']}")
+        card = render_model_card(config, repo_id=f"hindi-{name}-{run['preset']}", metrics=headline_metrics(model),
+                                 parameters=model["parameters"],
+                                 training_data=run["corpus"], training_budget=budget)
+        write_text_atomic(folder / "README.md", str(card))
+        written.append(folder / "README.md")
+        if cards_dir is not None:
+            Path(cards_dir).mkdir(parents=True, exist_ok=True)
+            write_text_atomic(Path(cards_dir) / f"{name}.md", str(card))
+            written.append(Path(cards_dir) / f"{name}.md")
+    return written
