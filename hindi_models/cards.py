@@ -7,10 +7,13 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
-PIPELINE_TAGS = {"gpt2": "text-generation", "bert": "fill-mask", "hybrid_gpt_bert": "text-generation"}
+PIPELINE_TAGS = {"gpt2": "text-generation", "bert": "fill-mask", "roformer": "fill-mask",
+                 "hybrid_gpt_bert": "text-generation"}
 ARCHITECTURES = {
     "gpt2": ("GPT-2 style causal language model", "A GPT-2 style causal language model"),
     "bert": ("BERT style masked language model", "A BERT style masked language model"),
+    "roformer": ("BERT style masked language model with rotary positions (RoFormer)",
+                 "A BERT style masked language model with rotary position embeddings (stock RoFormer)"),
     "hybrid_gpt_bert": (
         "GPT+BERT hybrid (shared embedding, BERT encoder + GPT-2 decoder)",
         "A GPT+BERT hybrid (one token embedding shared by a bidirectional encoder with an MLM head and a "
@@ -21,6 +24,8 @@ USAGE = {
     "gpt2": 'from transformers import pipeline\n\ngenerate = pipeline("text-generation", model="{repo}")\n'
     'print(generate("भारत एक", max_new_tokens=30, do_sample=True, temperature=0.8, top_k=50, top_p=0.95))',
     "bert": 'from transformers import pipeline\n\nfill = pipeline("fill-mask", model="{repo}")\n'
+    'print(fill("भारत एक विशाल [MASK] है।"))',
+    "roformer": 'from transformers import pipeline\n\nfill = pipeline("fill-mask", model="{repo}")\n'
     'print(fill("भारत एक विशाल [MASK] है।"))',
     "hybrid_gpt_bert": 'from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer\n\n'
     'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'

@@ -22,7 +22,8 @@ from .models import build_model, count_parameters, special_token_ids
 from .presets import ARCHITECTURE_NAMES, Preset, load_preset
 
 # model_type in config.json → the Auto class that loads the whole pretrained model.
-LOADERS = {"gpt2": AutoModelForCausalLM, "bert": AutoModelForMaskedLM, "hybrid_gpt_bert": AutoModel}
+LOADERS = {"gpt2": AutoModelForCausalLM, "bert": AutoModelForMaskedLM, "roformer": AutoModelForMaskedLM,
+           "hybrid_gpt_bert": AutoModel}
 WEIGHTS = "model.safetensors"
 DEFAULT_EXPERIMENT = "hindi_babylm_baseline"
 

@@ -21,6 +21,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.models.bert.modeling_bert import BertModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Model
+from transformers.models.roformer.modeling_roformer import RoFormerModel, RoFormerSinusoidalPositionalEmbedding
 
 from .configuration_hybrid import HybridGPTBERTConfig
 
@@ -52,14 +53,17 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = True
-    _no_split_modules = ["BertLayer", "GPT2Block"]
+    _no_split_modules = ["BertLayer", "RoFormerLayer", "GPT2Block"]
 
     def _build(self, config: HybridGPTBERTConfig, encoder: bool, decoder: bool):
         """Create the shared embedding and the requested stacks, and declare which tensors are one and the same."""
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         tied = {}
         if encoder:
-            self.encoder = BertModel(config.encoder_config(), add_pooling_layer=False)
+            if config.encoder_position_embeddings == "rotary":
+                self.encoder = RoFormerModel(config.encoder_config())
+            else:
+                self.encoder = BertModel(config.encoder_config(), add_pooling_layer=False)
             self.encoder.embeddings.word_embeddings = self.embed_tokens
             tied[ENCODER_EMBEDDING] = SHARED_EMBEDDING
         if decoder:
@@ -71,7 +75,10 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
+        if isinstance(module, RoFormerSinusoidalPositionalEmbedding):  # a fixed table, not a learned one
+            with torch.no_grad():
+                module.weight.copy_(module.create_weight())
+        elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
@@ -101,12 +108,12 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
             self._tied_weights_keys.update({f"{name}.weight": SHARED_EMBEDDING for name in head_names})
 
     def _encode(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, **kwargs):
+        if position_ids is not None:
+            if self.config.encoder_position_embeddings == "rotary":
+                raise ValueError("the rotary encoder takes no position_ids (positions are the token order)")
+            kwargs["position_ids"] = position_ids
         return self.encoder(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            **kwargs,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, **kwargs
         ).last_hidden_state
 
 

@@ -7,7 +7,7 @@ classes and no remote code. All three take their stack shapes from one place, `H
 
 from __future__ import annotations
 
-from transformers import BertForMaskedLM, GPT2LMHeadModel, PreTrainedConfig, PreTrainedModel
+from transformers import BertForMaskedLM, GPT2LMHeadModel, PreTrainedConfig, PreTrainedModel, RoFormerForMaskedLM
 
 from .configuration_hybrid import HybridGPTBERTConfig
 from .modeling_hybrid import HybridGPTBERTModel
@@ -18,6 +18,8 @@ from .tokenizer import BOS_ID, CLS_ID, EOS_ID, MASK_ID, PAD_ID, SEP_ID
 HindiGPTModel = GPT2LMHeadModel
 HindiBERTModel = BertForMaskedLM
 MODEL_CLASSES = {"gpt": GPT2LMHeadModel, "bert": BertForMaskedLM, "hybrid": HybridGPTBERTModel}
+# `encoder_position_embeddings: rotary` makes `bert` a stock RoFormer (BERT with rotary positions).
+ROTARY_BERT_CLASS = RoFormerForMaskedLM
 
 
 def special_token_ids(tokenizer=None) -> dict:
@@ -39,7 +41,8 @@ def special_token_ids(tokenizer=None) -> dict:
 
 
 def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedConfig:
-    """The transformers config of `preset.model_type` (GPT2Config, BertConfig or HybridGPTBERTConfig)."""
+    """The transformers config of `preset.model_type`: GPT2Config, BertConfig (RoFormerConfig with rotary encoder
+    positions) or HybridGPTBERTConfig."""
     ids = token_ids or special_token_ids()
     hybrid = HybridGPTBERTConfig(
         vocab_size=vocab_size or preset.vocab_size,
@@ -53,6 +56,7 @@ def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: 
         mlm_loss_weight=preset.mlm_loss_weight,
         clm_loss_weight=preset.clm_loss_weight,
         tie_lm_heads=preset.tie_lm_heads,
+        encoder_position_embeddings=preset.encoder_position_embeddings,
         pad_token_id=ids["pad"],
         bos_token_id=ids["bos"],
         eos_token_id=ids["eos"],
@@ -68,6 +72,8 @@ def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: 
 def build_model(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedModel:
     """A freshly initialised model of `preset.model_type`."""
     config = make_model_config(preset, vocab_size, token_ids)
+    if preset.model_type == "bert" and preset.encoder_position_embeddings == "rotary":
+        return ROTARY_BERT_CLASS(config)
     return MODEL_CLASSES[preset.model_type](config)
 
 

@@ -12,6 +12,8 @@ import yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
 MODEL_TYPES = ("gpt", "bert", "hybrid")
+# BERT's learned absolute positions, or rotary ones (a stock RoFormer encoder); for `bert` and the hybrid's encoder.
+ENCODER_POSITION_EMBEDDINGS = ("absolute", "rotary")
 ARCHITECTURE_NAMES = {"gpt": "GPT-2 style (causal LM)", "bert": "BERT style (masked LM)", "hybrid": "GPT+BERT hybrid"}
 
 
@@ -38,6 +40,7 @@ class Preset:
     mlm_loss_weight: float = 0.5
     clm_loss_weight: float = 0.5
     tie_lm_heads: bool = False
+    encoder_position_embeddings: str = "absolute"
     training: dict = field(default_factory=dict)
     name: str = "custom"
     source: str = "<defaults>"
@@ -56,6 +59,9 @@ class Preset:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise PresetError(f"{where}: dropout: must be in [0, 1), got {self.dropout}")
+        if self.encoder_position_embeddings not in ENCODER_POSITION_EMBEDDINGS:
+            raise PresetError(f"{where}: encoder_position_embeddings: unknown value "
+                              f"{self.encoder_position_embeddings!r} (expected one of {ENCODER_POSITION_EMBEDDINGS})")
         for arch, values in self.training.items():
             if arch not in (*MODEL_TYPES, "all") or not isinstance(values, dict):
                 raise PresetError(

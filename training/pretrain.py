@@ -179,7 +179,7 @@ def validation_losses(model, dataset, collator, batch_size: int = 16, seed: int 
         out = model(**batch)
         if model.config.model_type == "hybrid_gpt_bert":
             parts = {"clm_loss": (out.clm_loss, batch["labels"][:, 1:]), "mlm_loss": (out.mlm_loss, batch["mlm_labels"])}
-        elif model.config.model_type == "bert":
+        elif model.config.model_type in ("bert", "roformer"):
             parts = {"mlm_loss": (out.loss, batch["labels"])}
         else:  # causal: the model shifts labels, so the first position is never predicted
             parts = {"clm_loss": (out.loss, batch["labels"][:, 1:])}
