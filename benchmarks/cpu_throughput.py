@@ -30,6 +30,18 @@ from training.collators import make_collator  # noqa: E402
 from training.data import load_corpus, tokenize_and_pack  # noqa: E402
 from training.pretrain import resolve_precision  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_throughput import flops_per_token  # noqa: E402  (one FLOP count for CPU and GPU)
+
+# Measured dense matmul peaks of this machine's 2 cores (GFLOP/s): fp32, and bf16 through AMX/AVX512-BF16.
+PEAK_GFLOPS = {"fp32": 344.0, "bf16": 2165.0}
+
+
+def mfu(model_type: str, preset, vocab: int, tokens_per_s: float, precision: str, seq: int | None = None) -> float:
+    """Model FLOPs utilisation: 6·N_non-embedding + attention + vocabulary projection, against the dtype's peak."""
+    shape = preset if seq is None else preset.with_overrides(max_length=seq)
+    return tokens_per_s * flops_per_token(model_type, shape, vocab) / (PEAK_GFLOPS[precision] * 1e9)
+
 
 def time_steps(model, batches, precision, steps):
     """Median seconds per optimizer step and useful tokens per step."""
@@ -49,12 +61,35 @@ def time_steps(model, batches, precision, steps):
     return statistics.median(times), useful, (min(times), max(times))
 
 
+def compare_compile(args, tokenizer, block_examples, precision, results, out) -> int:
+    """Setup (c) eager against `torch.compile` (default inductor; the first steps, which compile, are excluded)."""
+    n = args.steps + 2
+    for model_type in args.compile_only or ("gpt", "bert", "hybrid"):
+        collator = make_collator(model_type, tokenizer, seed=0)
+        batches = [collator(block_examples[i * args.batch_size:(i + 1) * args.batch_size]) for i in range(n)]
+        for compiled in (False, True):
+            torch.manual_seed(0)
+            model = build_model(load_preset(args.preset, model_type=model_type), len(tokenizer))
+            start = time.perf_counter()
+            if compiled:
+                model = torch.compile(model)
+            seconds, useful, spread = time_steps(model, batches, precision, args.steps)
+            row = {"step_s": round(seconds, 3), "spread_s": [round(s, 3) for s in spread],
+                   "tokens_per_s": round(useful / seconds, 1), "total_s": round(time.perf_counter() - start, 1)}
+            results["setups"][f"{model_type}/c{'+compile' if compiled else ''}"] = row
+            print(model_type, "compiled" if compiled else "eager", json.dumps(row), flush=True)
+            out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="cpu_results.json")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--preset", default="small")
+    parser.add_argument("--compile-only", nargs="*", metavar="MODEL",
+                        help="only time setup (c) eager and with torch.compile for these models (e.g. gpt bert hybrid)")
     args = parser.parse_args()
     torch.manual_seed(0)
     corpus = load_corpus("shared")
@@ -70,6 +105,8 @@ def main() -> int:
     results = {"preset": args.preset, "batch_size": args.batch_size, "precision_c": precision,
                "torch": torch.__version__, "threads": torch.get_num_threads(), "setups": {}}
     out = Path(args.out)
+    if args.compile_only is not None:
+        return compare_compile(args, tokenizer, block_examples, precision, results, out)
     step_time = {}
     for model_type in ("gpt", "bert", "hybrid"):
         collator = make_collator(model_type, tokenizer, seed=0)
@@ -82,6 +119,9 @@ def main() -> int:
             seconds, useful, spread = time_steps(model, chunks(examples), prec, args.steps)
             row = {"useful_tokens_per_step": useful, "step_s": round(seconds, 3),
                    "spread_s": [round(s, 3) for s in spread], "tokens_per_s": round(useful / seconds, 1)}
+            # (a)'s sequences are single sentences: attention over their mean length, not the block's.
+            seq = round(useful / args.batch_size) if setup == "a" else None
+            row["mfu"] = round(mfu(model_type, preset, len(tokenizer), row["tokens_per_s"], prec, seq), 4)
             results["setups"][f"{model_type}/{setup}"] = row
             step_time[(model_type, setup)] = seconds
             print(model_type, setup, json.dumps(row), flush=True)
