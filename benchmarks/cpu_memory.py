@@ -6,7 +6,8 @@ Each row runs in a fresh process (peak RSS never goes down inside one): build th
 the preset), then either two training steps (AdamW, bf16 autocast where the CPU has it, batch `--batch-size` of
 full-length random blocks, gradient checkpointing off or on) or one inference forward pass at batch 1 under
 `torch.no_grad`. Reported: peak RSS of the process (`ru_maxrss`), the RSS after building the model (weights +
-Python + libraries), and the difference, which is what the step itself needed.
+Python + libraries), and the difference, which is what the step itself needed (`step_raised_peak` says whether
+the step, not building the model, set the peak).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def measure(preset_name: str, model_type: str, mode: str, batch_size: int, check
     if model_type == "hybrid":
         batch["mlm_input_ids"], batch["mlm_labels"] = ids, torch.where(torch.rand(ids.shape) < 0.15, ids, -100)
     after_build = current_rss_mib()
+    build_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the step's peak must exceed this
     if mode == "train":
         if checkpointing:
             model.gradient_checkpointing_enable()
@@ -67,7 +69,8 @@ def measure(preset_name: str, model_type: str, mode: str, batch_size: int, check
     return {"preset": preset_name, "model_type": model_type, "mode": mode, "batch_size": int(ids.shape[0]),
             "seq": preset.max_length, "vocab": preset.vocab_size, "gradient_checkpointing": checkpointing,
             "precision": precision, "parameters": sum(p.numel() for p in model.parameters()),
-            "rss_after_build_mib": round(after_build), "peak_rss_mib": round(peak),
+            "rss_after_build_mib": round(after_build), "peak_rss_during_build_mib": round(build_peak),
+            "peak_rss_mib": round(peak), "step_raised_peak": peak > build_peak,
             "step_mib": round(peak - after_build)}
 
 

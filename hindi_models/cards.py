@@ -46,6 +46,27 @@ def _flatten_metrics(metrics: dict, prefix: str = "") -> dict:
     return flat
 
 
+# Which task and data a metric name belongs to (first matching fragment wins); the rest is held-out text.
+METRIC_TASKS = (
+    ("minimal_pairs", "minimal pairs (BLiMP style)", "bhs_hindi_minimal_pairs"),
+    ("finetune/pos", "token-classification", "UD Hindi-HDTB UPOS"),
+    ("finetune/ner", "token-classification", "IL-NER Hindi"),
+    ("finetune/bbc_topic", "text-classification", "MIDAS BBC Hindi topic"),
+    ("finetune/iitp_sentiment", "text-classification", "MIDAS IITP product-review sentiment"),
+    ("mlm", "fill-mask", "held-out Hindi"),
+    ("pseudo", "fill-mask", "held-out Hindi"),
+    ("encoder/", "fill-mask", "held-out Hindi"),
+)
+
+
+def _result_task(metric: str, model_type: str) -> dict:
+    """`EvalResult` task/dataset fields for one metric name."""
+    for fragment, task, dataset in METRIC_TASKS:
+        if fragment in metric:
+            return {"task_type": task, "dataset_type": "hindi", "dataset_name": dataset}
+    return {"task_type": PIPELINE_TAGS[model_type], "dataset_type": "hindi", "dataset_name": "held-out Hindi"}
+
+
 def render_model_card(config, *, repo_id: str | None = None, metrics: dict | None = None,
                       training_data: str = "not recorded", training_budget: str = "not recorded",
                       parameters: int | None = None, datasets: list[str] | None = None,
@@ -57,8 +78,7 @@ def render_model_card(config, *, repo_id: str | None = None, metrics: dict | Non
     name = repo_id or getattr(config, "_name_or_path", "") or f"hindi-{model_type}"
     flat = _flatten_metrics(metrics)
     eval_results = [
-        EvalResult(task_type=PIPELINE_TAGS[model_type], dataset_type="hindi", dataset_name="held-out Hindi",
-                   metric_type=key, metric_value=round(value, 4))
+        EvalResult(**_result_task(key, model_type), metric_type=key, metric_value=round(value, 4))
         for key, value in flat.items()
     ]
     card_data = ModelCardData(
@@ -72,13 +92,17 @@ def render_model_card(config, *, repo_id: str | None = None, metrics: dict | Non
         eval_results=eval_results or None,
     )
     table = "\n".join(["| metric | value |", "|---|---|", *(f"| {k} | {v:.4g} |" for k, v in flat.items())])
+    architecture, description = ARCHITECTURES[model_type]
+    if getattr(config, "encoder_position_embeddings", "absolute") == "rotary":
+        architecture = architecture.replace("BERT encoder", "RoFormer (rotary BERT) encoder")
+        description = description.replace("bidirectional encoder", "bidirectional encoder with rotary positions")
     shape = config.decoder_config() if model_type == "hybrid_gpt_bert" else config
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
         model_name=name,
-        architecture=ARCHITECTURES[model_type][0],
-        architecture_description=ARCHITECTURES[model_type][1],
+        architecture=architecture,
+        architecture_description=description,
         parameters=f"{parameters:,}" if parameters else "see config.json",
         hidden_size=shape.hidden_size,
         num_layers=shape.num_hidden_layers,

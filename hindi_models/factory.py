@@ -187,7 +187,8 @@ class ModelFactory:
     def load_model(self, path: str | os.PathLike, **kwargs) -> PreTrainedModel:
         """Load any of the three architectures from a saved folder, in eval mode.
 
-        GPT loads as `GPT2LMHeadModel`, BERT as `BertForMaskedLM`, the hybrid as `HybridGPTBERTModel` (both heads).
+        GPT loads as `GPT2LMHeadModel`, BERT as `BertForMaskedLM` (`RoFormerForMaskedLM` with rotary positions), the
+        hybrid as `HybridGPTBERTModel` (both heads).
         Extra keyword arguments (e.g. `dtype=torch.bfloat16`) go to `from_pretrained`.
         """
         model_type = read_model_type(path)

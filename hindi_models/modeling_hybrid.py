@@ -21,7 +21,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.models.bert.modeling_bert import BertModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Model
-from transformers.models.roformer.modeling_roformer import RoFormerModel, RoFormerSinusoidalPositionalEmbedding
+from transformers.models.roformer.modeling_roformer import RoFormerModel
 
 from .configuration_hybrid import HybridGPTBERTConfig
 
@@ -75,10 +75,7 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         std = self.config.initializer_range
-        if isinstance(module, RoFormerSinusoidalPositionalEmbedding):  # a fixed table, not a learned one
-            with torch.no_grad():
-                module.weight.copy_(module.create_weight())
-        elif isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)

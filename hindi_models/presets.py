@@ -12,7 +12,8 @@ import yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
 MODEL_TYPES = ("gpt", "bert", "hybrid")
-# BERT's learned absolute positions, or rotary ones (a stock RoFormer encoder); for `bert` and the hybrid's encoder.
+# BERT's learned absolute positions, or rotary ones (a stock RoFormer encoder); for `bert` and the hybrid's encoder
+# (`gpt` ignores it, so that one preset serves all three architectures).
 ENCODER_POSITION_EMBEDDINGS = ("absolute", "rotary")
 ARCHITECTURE_NAMES = {"gpt": "GPT-2 style (causal LM)", "bert": "BERT style (masked LM)", "hybrid": "GPT+BERT hybrid"}
 
@@ -62,6 +63,9 @@ class Preset:
         if self.encoder_position_embeddings not in ENCODER_POSITION_EMBEDDINGS:
             raise PresetError(f"{where}: encoder_position_embeddings: unknown value "
                               f"{self.encoder_position_embeddings!r} (expected one of {ENCODER_POSITION_EMBEDDINGS})")
+        if self.encoder_position_embeddings == "rotary" and (self.hidden_size // self.num_heads) % 2:
+            raise PresetError(f"{where}: encoder_position_embeddings: rotary needs an even head size, got hidden_size "
+                              f"{self.hidden_size} / num_heads {self.num_heads} = {self.hidden_size // self.num_heads}")
         for arch, values in self.training.items():
             if arch not in (*MODEL_TYPES, "all") or not isinstance(values, dict):
                 raise PresetError(

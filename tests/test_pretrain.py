@@ -213,6 +213,7 @@ def test_compare_writes_every_artifact(tmp_path, shared_data):
         metrics = {m.metric_type: m.metric_value for m in card.data.eval_results}
         accuracy = saved["models"][name]["evaluation"][section]["minimal_pairs"]["accuracy"]
         assert metrics[f"{section}/minimal_pairs_accuracy"] == pytest.approx(accuracy, abs=1e-4)
-        assert "finetune/pos_accuracy" in metrics
+        pos = next(m for m in card.data.eval_results if m.metric_type == "finetune/pos_accuracy")
+        assert (pos.task_type, pos.dataset_name) == ("token-classification", "UD Hindi-HDTB UPOS")
     with pytest.raises(FileExistsError, match="already holds a run"):
         compare(run_dir=run, preset=fast_preset(), word_budget=100)

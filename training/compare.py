@@ -124,6 +124,7 @@ def compare(
     results = {
         "run": {
             "preset": preset_obj.name,
+            "encoder_position_embeddings": preset_obj.encoder_position_embeddings,
             "corpus": str(corpus or "bundled sample corpus"),
             "word_budget": word_budget,
             "seed": seed,

@@ -141,7 +141,8 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
         f"Run of {run['date']} on {run['machine']} (torch {run['versions']['torch']}, transformers "
         f"{run['versions']['transformers']}); same tokenizer (vocab {results['tokenizer']['vocab_size']:,}, "
         f"{_fmt(results['tokenizer'].get('fertility', {}).get('chars_per_token'), '.2f')} chars/token on the "
-        f"validation split), same data and word budget ({run['word_budget']:,} words) for every model; seed {run['seed']}.",
+        f"validation split), same data and word budget ({run['word_budget']:,} words) for every model; seed {run['seed']}; "
+        f"encoder positions (bert, hybrid encoder): {run.get('encoder_position_embeddings', 'absolute')}.",
         "",
         comparison_table(results),
         "",
