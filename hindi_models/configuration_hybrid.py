@@ -41,6 +41,9 @@ class HybridGPTBERTConfig(PreTrainedConfig):
         tie_word_embeddings (`bool`): must stay `True`: it is what makes transformers share the encoder's and the
             decoder's token embedding through `_tied_weights_keys`.
         classifier_dropout (`float`, *optional*): dropout before classification heads (defaults to hidden dropout).
+        sparse_prediction (`bool`): when `mlm_labels` are given, apply the MLM head only at the labelled (masked)
+            positions, so `mlm_logits` has shape `(n_masked, vocab_size)` (as ModernBERT's option of that name);
+            saves the head's matmul and softmax over the ~85% unmasked positions in pretraining.
         encoder_position_embeddings (`str`): "absolute" (default: a stock BERT encoder with learned positions) or
             "rotary" (a stock RoFormer encoder: BERT with rotary position embeddings, which learns the masked
             objective faster at small budgets; see BENCHMARKS.md). The decoder always has GPT-2's positions.
@@ -66,6 +69,7 @@ class HybridGPTBERTConfig(PreTrainedConfig):
     tie_lm_heads: bool = False
     classifier_dropout: float | None = None
     encoder_position_embeddings: str = "absolute"
+    sparse_prediction: bool = False
     pad_token_id: int | None = 0
     bos_token_id: int | None = 2
     eos_token_id: int | None = 3

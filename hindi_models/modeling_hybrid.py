@@ -160,9 +160,15 @@ class HybridGPTBERTModel(HybridGPTBERTPreTrainedModel):
         if task in ("both", "mlm"):
             encoder_input = mlm_input_ids if mlm_input_ids is not None else input_ids
             out.encoder_last_hidden_state = self._encode(encoder_input, attention_mask, token_type_ids)
-            out.mlm_logits = self.mlm_head(out.encoder_last_hidden_state)
-            if mlm_labels is not None:
-                out.mlm_loss = ForMaskedLMLoss(out.mlm_logits, mlm_labels, vocab_size=self.config.vocab_size)
+            if mlm_labels is not None and self.config.sparse_prediction:
+                labelled = mlm_labels != -100
+                out.mlm_logits = self.mlm_head(out.encoder_last_hidden_state[labelled])
+                out.mlm_loss = ForMaskedLMLoss(out.mlm_logits, mlm_labels[labelled], vocab_size=self.config.vocab_size)
+            else:
+                out.mlm_logits = self.mlm_head(out.encoder_last_hidden_state)
+                if mlm_labels is not None:
+                    out.mlm_loss = ForMaskedLMLoss(out.mlm_logits, mlm_labels, vocab_size=self.config.vocab_size)
+            if out.mlm_loss is not None:
                 weighted.append(self.config.mlm_loss_weight * out.mlm_loss)
         if task in ("both", "clm"):
             decoded = self.decoder(

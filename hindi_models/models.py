@@ -57,6 +57,7 @@ def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: 
         clm_loss_weight=preset.clm_loss_weight,
         tie_lm_heads=preset.tie_lm_heads,
         encoder_position_embeddings=preset.encoder_position_embeddings,
+        sparse_prediction=True,  # pretraining needs only the masked positions' MLM logits
         pad_token_id=ids["pad"],
         bos_token_id=ids["bos"],
         eos_token_id=ids["eos"],

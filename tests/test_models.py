@@ -64,11 +64,18 @@ def _batch():
 
 
 def test_hybrid_loss_is_weighted_sum_of_partial_losses():
-    model = _tiny_hybrid(mlm_loss_weight=0.3, clm_loss_weight=0.7)
+    model = _tiny_hybrid(mlm_loss_weight=0.3, clm_loss_weight=0.7, sparse_prediction=True)
     ids, masked, mlm_labels = _batch()
     out = model(ids, labels=ids, mlm_input_ids=masked, mlm_labels=mlm_labels)
-    assert out.mlm_logits.shape == out.clm_logits.shape == (2, 12, 120)
+    assert out.clm_logits.shape == (2, 12, 120)
+    assert model.config.sparse_prediction and out.mlm_logits.shape == (2, 120)  # only the 2 masked positions
     torch.testing.assert_close(out.loss, 0.3 * out.mlm_loss + 0.7 * out.clm_loss)
+    # The sparse MLM loss equals the dense one.
+    model.config.sparse_prediction = False
+    dense = model(ids, labels=ids, mlm_input_ids=masked, mlm_labels=mlm_labels)
+    assert dense.mlm_logits.shape == (2, 12, 120)
+    torch.testing.assert_close(dense.mlm_loss, out.mlm_loss)
+    torch.testing.assert_close(dense.mlm_logits[:, 3], out.mlm_logits)
     # At initialisation both losses sit near ln(vocab).
     assert abs(out.mlm_loss.item() - torch.log(torch.tensor(120.0)).item()) < 0.5
     assert abs(out.clm_loss.item() - torch.log(torch.tensor(120.0)).item()) < 0.5
@@ -291,3 +298,12 @@ def test_fresh_process_round_trip_is_bitwise_identical(saved_models, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("ok ") == 5
     assert "HybridGPTBERTForCausalLM" in result.stdout and "HybridGPTBERTForMaskedLM" in result.stdout
+
+
+def test_hybrids_built_from_presets_predict_sparsely_and_still_fill_masks(saved_models):
+    """Preset-built hybrids train with sparse MLM logits; the masked-LM head class still returns dense logits."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    assert AutoConfig.from_pretrained(saved_models["hybrid"]).sparse_prediction is True
+    masked_lm = AutoModelForMaskedLM.from_pretrained(saved_models["hybrid"])
+    assert masked_lm(torch.randint(5, 800, (1, 7))).logits.shape == (1, 7, masked_lm.config.vocab_size)

@@ -25,7 +25,7 @@ from hindi_models.evaluation import evaluate_model, load_minimal_pairs
 from hindi_models.factory import atomic_directory, write_json
 from hindi_models.presets import MODEL_TYPES, Preset, load_preset
 from hindi_models.tokenizer import train_tokenizer
-from training.data import load_corpus, shared_data_dir
+from training.data import describe_corpus, load_corpus, shared_data_dir
 from training.finetune import TASKS, finetune_suite
 from training.pretrain import check_output_dir, pretrain, single
 from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_model_cards, write_report
@@ -125,7 +125,7 @@ def compare(
         "run": {
             "preset": preset_obj.name,
             "encoder_position_embeddings": preset_obj.encoder_position_embeddings,
-            "corpus": str(corpus or "bundled sample corpus"),
+            "corpus": describe_corpus(corpus),
             "word_budget": word_budget,
             "seed": seed,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -62,6 +62,15 @@ def sample_dir() -> Path:
     return Path(str(resources.files("hindi_models").joinpath("data", "sample")))
 
 
+def describe_corpus(corpus) -> str:
+    """A human-readable name of a `load_corpus` source, for reports and model cards."""
+    if corpus is None:
+        return "hindi-models bundled sample corpus (19,595 words of original prose)"
+    if corpus == "shared":
+        return f"shared Hindi corpus ({SHARED_CORPUS}/train.txt, 6.9M words, one sentence per line)"
+    return str(corpus)
+
+
 def shared_data_dir(path: str | Path | None = None) -> Path:
     """The read-only shared data folder: `path`, else $HINDI_MODELS_SHARED_DATA, else ../shared/data."""
     return Path(path or os.environ.get(SHARED_DATA_ENV) or REPO_ROOT.parent / "shared" / "data")

@@ -26,7 +26,7 @@ from hindi_models.factory import ModelFactory, write_json
 from hindi_models.presets import MODEL_TYPES, Preset, PresetError, load_preset
 from hindi_models.tokenizer import load_tokenizer, train_tokenizer
 from training.collators import make_collator
-from training.data import load_corpus, tokenize_and_pack
+from training.data import describe_corpus, load_corpus, tokenize_and_pack
 
 # Keys a preset's `training:` section may set, with their types; command-line flags override them.
 TRAINING_KEYS = {
@@ -373,7 +373,7 @@ def pretrain(
             training_config={"model_type": model_type, "hyperparameters": hparams, "seed": seed,
                              "precision": precision, "word_budget": word_budget, "max_steps": max_steps,
                              "corpus": str(corpus or "bundled sample")},
-            card_info={"training_data": str(corpus or "hindi-models bundled sample corpus"),
+            card_info={"training_data": describe_corpus(corpus),
                        "training_budget": budget},
         )
         write_json(checkpoint_dir / "metrics.json", metrics)
