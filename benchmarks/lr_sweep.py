@@ -4,7 +4,7 @@
         --preset mini --steps 2500 --configs bert:1e-3:0.02 bert:3e-4:0.1 hybrid:5e-4:0.1 --out sweep.json
 
 Blocks are packed token ids (`tokenize_and_pack` output saved with numpy), so the sweep needs no `datasets`.
-Each config is `model_type:learning_rate:warmup_ratio`; training uses the project's models, collators and
+Each config is `model_type:learning_rate:warmup_ratio[:encoder_position_embeddings]`; training uses the project's models, collators and
 `Trainer` settings (AdamW 0.9/0.95, weight decay 0.01, clipping 1.0, cosine decay, bf16 where supported) with
 batch 32, and records the validation loss per objective every `--eval-every` steps.
 """
@@ -52,8 +52,8 @@ class Curve(TrainerCallback):
 
 
 def run_config(spec, train, val, tokenizer, preset_name, steps, batch_size, every, out_dir):
-    model_type, lr, warmup = spec.split(":")
-    preset = load_preset(preset_name, model_type=model_type)
+    model_type, lr, warmup, *positions = spec.split(":")  # optional 4th field: absolute | rotary
+    preset = load_preset(preset_name, model_type=model_type, encoder_position_embeddings=(positions or [None])[0])
     torch.manual_seed(0)
     model = build_model(preset, len(tokenizer))
     collator = make_collator(model_type, tokenizer, seed=0)
