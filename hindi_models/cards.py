@@ -19,6 +19,12 @@ ARCHITECTURES = {
         "A GPT+BERT hybrid (one token embedding shared by a bidirectional encoder with an MLM head and a "
         "causal decoder with a CLM head, trained on `α·mlm + β·clm`)",
     ),
+    # the hybrid whose encoder uses rotary positions (`encoder_position_embeddings: rotary`)
+    "hybrid_gpt_bert:rotary": (
+        "GPT+BERT hybrid (shared embedding, RoFormer (rotary BERT) encoder + GPT-2 decoder)",
+        "A GPT+BERT hybrid (one token embedding shared by a bidirectional encoder with rotary positions and an MLM "
+        "head and a causal decoder with a CLM head, trained on `α·mlm + β·clm`)",
+    ),
 }
 USAGE = {
     "gpt2": 'from transformers import pipeline\n\ngenerate = pipeline("text-generation", model="{repo}")\n'
@@ -92,10 +98,8 @@ def render_model_card(config, *, repo_id: str | None = None, metrics: dict | Non
         eval_results=eval_results or None,
     )
     table = "\n".join(["| metric | value |", "|---|---|", *(f"| {k} | {v:.4g} |" for k, v in flat.items())])
-    architecture, description = ARCHITECTURES[model_type]
-    if getattr(config, "encoder_position_embeddings", "absolute") == "rotary":
-        architecture = architecture.replace("BERT encoder", "RoFormer (rotary BERT) encoder")
-        description = description.replace("bidirectional encoder", "bidirectional encoder with rotary positions")
+    positions = getattr(config, "encoder_position_embeddings", "absolute")
+    architecture, description = ARCHITECTURES.get(f"{model_type}:{positions}", ARCHITECTURES[model_type])
     shape = config.decoder_config() if model_type == "hybrid_gpt_bert" else config
     return ModelCard.from_template(
         card_data,

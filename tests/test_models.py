@@ -193,7 +193,7 @@ def test_gpt_config_uses_the_tokenizer_special_ids(saved_models):
     assert (config["pad_token_id"], config["bos_token_id"], config["eos_token_id"]) == (0, 2, 3)
     assert 50256 not in (config["pad_token_id"], config["bos_token_id"], config["eos_token_id"])
     bert = json.loads((saved_models["bert"] / "config.json").read_text())
-    assert (bert["model_type"], bert["type_vocab_size"], bert["layer_norm_eps"]) == ("bert", 2, 1e-12)
+    assert (bert["model_type"], bert["type_vocab_size"], bert["layer_norm_eps"]) == ("roformer", 2, 1e-12)
 
 
 @pytest.mark.parametrize("model_type", ["gpt", "hybrid"])

@@ -166,6 +166,23 @@ def test_two_processes_give_the_single_process_loss_curve(tmp_path, tokenizer_di
     assert ddp == pytest.approx(single, abs=1e-4)
 
 
+def test_encoder_positions_flag_overrides_the_preset(tmp_path, tokenizer_dir):
+    """The bundled presets use rotary encoder positions; `--encoder-positions absolute` gives stock BERT."""
+    from training.cli import main
+
+    assert load_preset("tiny").encoder_position_embeddings == "rotary"
+    out = tmp_path / "bert"
+    assert main(["pretrain", "--model-type", "bert", "--preset", "tiny", "--encoder-positions", "absolute",
+                 "--tokenizer", str(tokenizer_dir), "--max-steps", "2", "--batch-size", "4", "--report-to", "none",
+                 "--output-dir", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    saved_preset = json.loads((out / "training_config.json").read_text())["preset"]
+    assert saved_preset["encoder_position_embeddings"] == "absolute"
+    with pytest.raises(SystemExit) as refused:
+        main(["pretrain", "--encoder-positions", "alibi", "--output-dir", str(tmp_path / "x")])
+    assert refused.value.code == 2
+
+
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "training.cli", "pretrain", "--output-dir", str(tmp_path / "x"),
@@ -193,6 +210,8 @@ def test_compare_writes_every_artifact(tmp_path, shared_data):
     saved = json.loads((run / "results.json").read_text())
     assert set(saved["models"]) == {"gpt", "bert", "hybrid"}
     assert saved["run"]["minimal_pairs_scored"] == 12
+    assert saved["run"]["encoder_position_embeddings"] == "rotary"  # the bundled presets' default
+    assert json.loads((run / "bert" / "config.json").read_text())["model_type"] == "roformer"
     hybrid = saved["models"]["hybrid"]["evaluation"]
     assert {s["kind"] for s in hybrid.values()} == {"causal", "masked"}
     # Same tokenizer, same words for every model.

@@ -27,7 +27,7 @@ from hindi_models.presets import MODEL_TYPES, Preset, load_preset
 from hindi_models.tokenizer import train_tokenizer
 from training.data import describe_corpus, load_corpus, shared_data_dir
 from training.finetune import TASKS, finetune_suite
-from training.pretrain import check_output_dir, pretrain, single
+from training.pretrain import add_position_argument, check_output_dir, pretrain, single
 from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_model_cards, write_report
 
 PROMPTS = ["भारत एक", "आज सुबह", "मेरे गाँव में", "विज्ञान के अनुसार"]
@@ -81,6 +81,7 @@ def compare(
     finetune_seeds=(0,),
     overwrite: bool = False,
     cards_dir: str | os.PathLike | None = None,
+    encoder_position_embeddings: str | None = None,
     **pretrain_kwargs,
 ) -> dict:
     """Train one tokenizer, pretrain each architecture on the same words, evaluate all, write the report.
@@ -93,6 +94,7 @@ def compare(
     run_dir = Path(run_dir)
     check_output_dir(run_dir, overwrite, resume=False)
     preset_obj = preset if isinstance(preset, Preset) else load_preset(preset)
+    preset_obj = preset_obj.with_overrides(encoder_position_embeddings=encoder_position_embeddings)
     splits = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)
     with atomic_directory(run_dir / "tokenizer") as tmp:
         tokenizer = train_tokenizer(splits["train"]["text"], vocab_size=preset_obj.vocab_size, output_dir=tmp,
@@ -165,6 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--word-budget", type=float, default=DEFAULT_WORD_BUDGET)
     parser.add_argument("--models", nargs="+", choices=MODEL_TYPES, default=list(MODEL_TYPES))
     parser.add_argument("--seed", type=int, default=42)
+    add_position_argument(parser)
     parser.add_argument("--shared-data", default=None, help="shared data folder (default $HINDI_MODELS_SHARED_DATA "
                                                              "or ../shared/data)")
     parser.add_argument("--max-eval-texts", type=int, default=200)
@@ -184,5 +187,6 @@ def run(args: argparse.Namespace) -> int:
             model_types=args.models, seed=args.seed, shared_data=args.shared_data,
             max_eval_texts=args.max_eval_texts, max_pairs=args.max_pairs or None, overwrite=args.overwrite,
             finetune_examples=args.finetune_examples, finetune_seeds=tuple(args.finetune_seeds),
-            precision=args.precision, cards_dir=args.cards_dir)
+            precision=args.precision, cards_dir=args.cards_dir,
+            encoder_position_embeddings=args.encoder_position_embeddings)
     return 0

@@ -22,8 +22,9 @@ import torch
 from accelerate import PartialState
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
+from hindi_models.evaluation import detect_kinds
 from hindi_models.factory import ModelFactory, write_json
-from hindi_models.presets import MODEL_TYPES, Preset, PresetError, load_preset
+from hindi_models.presets import ENCODER_POSITION_EMBEDDINGS, MODEL_TYPES, Preset, PresetError, load_preset
 from hindi_models.tokenizer import load_tokenizer, train_tokenizer
 from training.collators import make_collator
 from training.data import describe_corpus, load_corpus, tokenize_and_pack
@@ -172,14 +173,15 @@ def validation_losses(model, dataset, collator, batch_size: int = 16, seed: int 
     model.eval()
     torch.manual_seed(seed)
     device = next(model.parameters()).device
+    kinds = detect_kinds(model.config)
     totals: dict[str, list[float]] = {}
     for start in range(0, len(dataset), batch_size):
         batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
         batch = {k: v.to(device) for k, v in batch.items()}
         out = model(**batch)
-        if model.config.model_type == "hybrid_gpt_bert":
+        if kinds == {"decoder": "causal", "encoder": "masked"}:  # the hybrid
             parts = {"clm_loss": (out.clm_loss, batch["labels"][:, 1:]), "mlm_loss": (out.mlm_loss, batch["mlm_labels"])}
-        elif model.config.model_type in ("bert", "roformer"):
+        elif "masked" in kinds:
             parts = {"mlm_loss": (out.loss, batch["labels"])}
         else:  # causal: the model shifts labels, so the first position is never predicted
             parts = {"clm_loss": (out.loss, batch["labels"][:, 1:])}
@@ -232,19 +234,21 @@ def pretrain(
     hub_private: bool = False,
     hub_revision: str | None = None,
     disable_tqdm: bool | None = None,
+    encoder_position_embeddings: str | None = None,
     **training_overrides,
 ) -> dict:
     """Pretrain one architecture and save a Hub-ready folder; returns the run's metrics.
 
     The run length is `word_budget` words (converted to steps with the corpus' measured tokens per word),
     else `max_steps`, else `epochs` (default 1 epoch). `training_overrides` take the preset's training keys
-    (learning_rate, batch_size, warmup_ratio, ...).
+    (learning_rate, batch_size, warmup_ratio, ...); `encoder_position_embeddings` (`absolute`/`rotary`)
+    replaces the preset's.
     """
     started = time.time()
     if model_type not in MODEL_TYPES:
         raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
     preset = preset if isinstance(preset, Preset) else load_preset(preset)
-    preset = preset.with_overrides(model_type=model_type)
+    preset = preset.with_overrides(model_type=model_type, encoder_position_embeddings=encoder_position_embeddings)
     hparams = training_hyperparameters(preset, model_type, training_overrides)
     output_dir = Path(output_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir.with_name(output_dir.name + "_checkpoints")
@@ -406,6 +410,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--warmup-ratio", type=float)
     parser.add_argument("--seed", type=int, default=42)
+    add_position_argument(parser)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--eval-steps", type=int)
@@ -419,6 +424,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--push-to-hub", metavar="REPO_ID")
     parser.add_argument("--hub-private", action="store_true")
     parser.add_argument("--hub-revision")
+
+
+def add_position_argument(parser: argparse.ArgumentParser) -> None:
+    """`--encoder-positions`: override the preset's `encoder_position_embeddings` (bert, hybrid encoder)."""
+    parser.add_argument("--encoder-positions", dest="encoder_position_embeddings", choices=ENCODER_POSITION_EMBEDDINGS,
+                        help="rotary (RoFormer) or absolute (stock BERT) positions for bert and the hybrid's "
+                        "encoder (default: the preset's)")
 
 
 def single(values):
@@ -440,6 +452,7 @@ def run(args: argparse.Namespace) -> int:
         push_to_hub=args.push_to_hub, hub_private=args.hub_private, hub_revision=args.hub_revision,
         batch_size=args.batch_size, gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio,
+        encoder_position_embeddings=args.encoder_position_embeddings,
     )
     if PartialState().is_main_process:
         summary = {k: v for k, v in metrics.items() if k not in ("corpus", "hyperparameters")}
