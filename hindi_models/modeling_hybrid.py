@@ -53,11 +53,14 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = True
-    _no_split_modules = ["BertLayer", "RoFormerLayer", "GPT2Block"]
+    # Replaced per instance by the layer classes it holds (see `post_init`).
+    _no_split_modules = ["GPT2Block"]
 
     def _build(self, config: HybridGPTBERTConfig, encoder: bool, decoder: bool):
         """Create the shared embedding and the requested stacks, and declare which tensors are one and the same."""
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        encoder_layer = "RoFormerLayer" if config.encoder_position_embeddings == "rotary" else "BertLayer"
+        self._layer_classes = [encoder_layer] * encoder + ["GPT2Block"] * decoder
         tied = {}
         if encoder:
             if config.encoder_position_embeddings == "rotary":
@@ -72,6 +75,13 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
             tied[DECODER_EMBEDDING] = SHARED_EMBEDDING
         # v5 dict-form tie map {target: source}: the shared matrix is stored once, as `embed_tokens.weight`.
         self._tied_weights_keys = tied
+
+    def post_init(self):
+        super().post_init()
+        # accelerate's FSDP wrap (TRANSFORMER_BASED_WRAP with no class list) shards each class named here as one unit
+        # and refuses a name it cannot find. Only the stacks' layers: the parent collected BertEmbeddings too, which
+        # holds the shared token embedding, and that must stay in the root unit with the decoder and both heads.
+        self._no_split_modules = set(self._layer_classes)
 
     def _init_weights(self, module):
         std = self.config.initializer_range

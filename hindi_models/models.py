@@ -20,6 +20,7 @@ HindiBERTModel = BertForMaskedLM
 MODEL_CLASSES = {"gpt": GPT2LMHeadModel, "bert": BertForMaskedLM, "hybrid": HybridGPTBERTModel}
 # `encoder_position_embeddings: rotary` makes `bert` a stock RoFormer (BERT with rotary positions).
 ROTARY_BERT_CLASS = RoFormerForMaskedLM
+LAYER_CLASSES = {"gpt": "GPT2Block", "bert": "BertLayer"}
 
 
 def special_token_ids(tokenizer=None) -> dict:
@@ -73,9 +74,14 @@ def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: 
 def build_model(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedModel:
     """A freshly initialised model of `preset.model_type`."""
     config = make_model_config(preset, vocab_size, token_ids)
-    if preset.model_type == "bert" and preset.encoder_position_embeddings == "rotary":
-        return ROTARY_BERT_CLASS(config)
-    return MODEL_CLASSES[preset.model_type](config)
+    rotary_bert = preset.model_type == "bert" and preset.encoder_position_embeddings == "rotary"
+    model = ROTARY_BERT_CLASS(config) if rotary_bert else MODEL_CLASSES[preset.model_type](config)
+    if preset.model_type != "hybrid":
+        # accelerate's FSDP wrap (TRANSFORMER_BASED_WRAP with no class list) shards each class in `_no_split_modules`
+        # as one unit: the transformer layers only, so the token embedding stays in the root unit with the LM head
+        # tied to it (stock BERT also lists BertEmbeddings; stock RoFormer lists nothing).
+        model._no_split_modules = {"RoFormerLayer" if rotary_bert else LAYER_CLASSES[preset.model_type]}
+    return model
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -307,3 +307,33 @@ def test_hybrids_built_from_presets_predict_sparsely_and_still_fill_masks(saved_
     assert AutoConfig.from_pretrained(saved_models["hybrid"]).sparse_prediction is True
     masked_lm = AutoModelForMaskedLM.from_pretrained(saved_models["hybrid"])
     assert masked_lm(torch.randint(5, 800, (1, 7))).logits.shape == (1, 7, masked_lm.config.vocab_size)
+
+
+@pytest.mark.parametrize("positions", ["absolute", "rotary"])
+@pytest.mark.parametrize("model_type", ["gpt", "bert", "hybrid"])
+def test_fsdp_wraps_each_transformer_layer_and_nothing_else(model_type, positions):
+    """training/configs/fsdp_gpu.yaml names no classes, so accelerate wraps `_no_split_modules`: it must find every
+    name (it refuses a missing one) and wrap the layers only, keeping the tied token embedding in the root unit."""
+    import collections
+    from pathlib import Path
+
+    import yaml
+    from accelerate import FullyShardedDataParallelPlugin
+    from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "training/configs/fsdp_gpu.yaml").read_text())
+    assert config["fsdp_config"]["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    assert "fsdp_transformer_layer_cls_to_wrap" not in config["fsdp_config"]
+    model = build_model(load_preset("tiny", model_type=model_type, encoder_position_embeddings=positions), 120)
+    encoder = "RoFormerLayer" if positions == "rotary" else "BertLayer"
+    expected = {"gpt": {"GPT2Block": 2}, "bert": {encoder: 2}, "hybrid": {encoder: 2, "GPT2Block": 2}}[model_type]
+    models = [model]
+    if model_type == "hybrid":  # the head classes that hold one stack
+        models += [HybridGPTBERTForMaskedLM(model.config), HybridGPTBERTForCausalLM(model.config)]
+        expected = [expected, {encoder: 2}, {"GPT2Block": 2}]
+    else:
+        expected = [expected]
+    for one, wanted in zip(models, expected):
+        policy = fsdp2_prepare_auto_wrap_policy(
+            FullyShardedDataParallelPlugin(fsdp_version=2, auto_wrap_policy="transformer_based_wrap"), one)
+        assert collections.Counter(type(m).__name__ for m in one.modules() if policy(m)) == wanted
