@@ -72,7 +72,7 @@ def run_config(spec, train, val, tokenizer, preset_name, steps, batch_size, ever
     trainer.train()
     seconds = time.time() - start
     return {"config": spec, "model_type": model_type, "learning_rate": float(lr), "warmup_ratio": float(warmup),
-            "steps": steps, "tokens": steps * batch_size * preset.max_length, "seconds": round(seconds, 1),
+            "steps": steps, "tokens": steps * batch_size * len(train[0]["input_ids"]), "seconds": round(seconds, 1),
             "precision": precision, "curve": record}
 
 
