@@ -29,6 +29,9 @@ SHARED_EMBEDDING = "embed_tokens.weight"
 ENCODER_EMBEDDING = "encoder.embeddings.word_embeddings.weight"
 DECODER_EMBEDDING = "decoder.wte.weight"
 TASKS = ("both", "mlm", "clm")
+# The layer class of each stack, by `encoder_position_embeddings` for the encoder (FSDP wraps these; see post_init).
+ENCODER_LAYER_CLASSES = {"absolute": "BertLayer", "rotary": "RoFormerLayer"}
+DECODER_LAYER_CLASS = "GPT2Block"
 
 
 @dataclass
@@ -59,8 +62,8 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
     def _build(self, config: HybridGPTBERTConfig, encoder: bool, decoder: bool):
         """Create the shared embedding and the requested stacks, and declare which tensors are one and the same."""
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        encoder_layer = "RoFormerLayer" if config.encoder_position_embeddings == "rotary" else "BertLayer"
-        self._layer_classes = [encoder_layer] * encoder + ["GPT2Block"] * decoder
+        encoder_layer = ENCODER_LAYER_CLASSES[config.encoder_position_embeddings]
+        self._layer_classes = [encoder_layer] * encoder + [DECODER_LAYER_CLASS] * decoder
         tied = {}
         if encoder:
             if config.encoder_position_embeddings == "rotary":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from transformers import BertForMaskedLM, GPT2LMHeadModel, PreTrainedConfig, PreTrainedModel, RoFormerForMaskedLM
 
 from .configuration_hybrid import HybridGPTBERTConfig
-from .modeling_hybrid import HybridGPTBERTModel
+from .modeling_hybrid import DECODER_LAYER_CLASS, ENCODER_LAYER_CLASSES, HybridGPTBERTModel
 from .presets import Preset
 from .tokenizer import BOS_ID, CLS_ID, EOS_ID, MASK_ID, PAD_ID, SEP_ID
 
@@ -20,7 +20,6 @@ HindiBERTModel = BertForMaskedLM
 MODEL_CLASSES = {"gpt": GPT2LMHeadModel, "bert": BertForMaskedLM, "hybrid": HybridGPTBERTModel}
 # `encoder_position_embeddings: rotary` makes `bert` a stock RoFormer (BERT with rotary positions).
 ROTARY_BERT_CLASS = RoFormerForMaskedLM
-LAYER_CLASSES = {"gpt": "GPT2Block", "bert": "BertLayer"}
 
 
 def special_token_ids(tokenizer=None) -> dict:
@@ -76,11 +75,12 @@ def build_model(preset: Preset, vocab_size: int | None = None, token_ids: dict |
     config = make_model_config(preset, vocab_size, token_ids)
     rotary_bert = preset.model_type == "bert" and preset.encoder_position_embeddings == "rotary"
     model = ROTARY_BERT_CLASS(config) if rotary_bert else MODEL_CLASSES[preset.model_type](config)
-    if preset.model_type != "hybrid":
+    if preset.model_type != "hybrid":  # the hybrid sets its own, per stack
         # accelerate's FSDP wrap (TRANSFORMER_BASED_WRAP with no class list) shards each class in `_no_split_modules`
         # as one unit: the transformer layers only, so the token embedding stays in the root unit with the LM head
         # tied to it (stock BERT also lists BertEmbeddings; stock RoFormer lists nothing).
-        model._no_split_modules = {"RoFormerLayer" if rotary_bert else LAYER_CLASSES[preset.model_type]}
+        encoder_layer = ENCODER_LAYER_CLASSES[preset.encoder_position_embeddings]
+        model._no_split_modules = {DECODER_LAYER_CLASS if preset.model_type == "gpt" else encoder_layer}
     return model
 
 

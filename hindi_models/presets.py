@@ -10,11 +10,12 @@ from pathlib import Path
 
 import yaml
 
+from .configuration_hybrid import ENCODER_POSITION_EMBEDDINGS
+
 PRESET_DIR = Path(__file__).parent / "presets"
 MODEL_TYPES = ("gpt", "bert", "hybrid")
-# BERT's learned absolute positions, or rotary ones (a stock RoFormer encoder); for `bert` and the hybrid's encoder
-# (`gpt` ignores it, so that one preset serves all three architectures).
-ENCODER_POSITION_EMBEDDINGS = ("absolute", "rotary")
+# `encoder_position_embeddings` (ENCODER_POSITION_EMBEDDINGS): BERT's learned absolute positions, or rotary ones (a
+# stock RoFormer encoder); for `bert` and the hybrid's encoder (`gpt` ignores it, so one preset serves all three).
 ARCHITECTURE_NAMES = {"gpt": "GPT-2 style (causal LM)", "bert": "BERT style (masked LM)", "hybrid": "GPT+BERT hybrid"}
 
 
