@@ -27,7 +27,8 @@ from hindi_models.models import build_model  # noqa: E402
 from hindi_models.presets import load_preset  # noqa: E402
 from hindi_models.tokenizer import train_tokenizer  # noqa: E402
 from training.collators import make_collator  # noqa: E402
-from training.data import load_corpus, tokenize_and_pack  # noqa: E402
+from training.data import load_corpus  # noqa: E402
+from training.packing import tokenize_and_pack  # noqa: E402
 from training.pretrain import resolve_precision  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -24,7 +24,8 @@ import torch
 import transformers
 
 from hindi_models.tokenizer import tokenizer_fertility, train_tokenizer
-from training.data import load_corpus, shared_corpus_files, tokenize_and_pack
+from training.data import load_corpus, shared_corpus_files
+from training.packing import tokenize_and_pack
 
 
 def parse_args(argv=None):

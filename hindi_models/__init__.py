@@ -1,60 +1,47 @@
 """hindi-models: small Hindi GPT-2, BERT and GPT+BERT hybrid language models, Hugging Face Hub-native.
 
-Importing the package registers the hybrid with the transformers Auto classes in this process, so saved hybrid
-folders load without `trust_remote_code`; elsewhere the `.py` files saved next to the weights serve as remote code.
+Importing the package registers the remote-code architectures (the hybrid) with the transformers Auto classes in
+this process, so their saved folders load without `trust_remote_code`; elsewhere the `.py` files saved next to the
+weights serve as remote code. The architectures themselves are listed in `hindi_models.architectures`.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
-
+from .architectures import ARCHITECTURES, Architecture, get_architecture, register_auto_classes
 from .configuration_hybrid import HybridGPTBERTConfig
+from .evaluation import evaluate_model
+from .factory import ModelFactory
 from .modeling_hybrid import (
     HybridGPTBERTForCausalLM,
     HybridGPTBERTForMaskedLM,
+    HybridGPTBERTForPreTraining,
     HybridGPTBERTForSequenceClassification,
     HybridGPTBERTForTokenClassification,
     HybridGPTBERTModel,
 )
-from .evaluation import evaluate_model
-from .factory import ModelFactory
-from .models import HindiBERTModel, HindiGPTModel, build_model, count_parameters, make_model_config
-from .presets import Preset, PresetError, available_presets, load_preset
+from .models import build_model, count_parameters, make_model_config
+from .presets import Preset, PresetError, TrainingHyperparameters, available_presets, load_preset
 
-AutoConfig.register(HybridGPTBERTConfig.model_type, HybridGPTBERTConfig, exist_ok=True)
-for _auto, _cls in (
-    (AutoModel, HybridGPTBERTModel),
-    (AutoModelForPreTraining, HybridGPTBERTModel),
-    (AutoModelForCausalLM, HybridGPTBERTForCausalLM),
-    (AutoModelForMaskedLM, HybridGPTBERTForMaskedLM),
-    (AutoModelForSequenceClassification, HybridGPTBERTForSequenceClassification),
-    (AutoModelForTokenClassification, HybridGPTBERTForTokenClassification),
-):
-    _auto.register(HybridGPTBERTConfig, _cls, exist_ok=True)
+register_auto_classes()
 
 __version__ = "0.1.0"
 __all__ = [
-    "HindiBERTModel",
-    "HindiGPTModel",
+    "ARCHITECTURES",
+    "Architecture",
     "HybridGPTBERTConfig",
     "HybridGPTBERTForCausalLM",
     "HybridGPTBERTForMaskedLM",
+    "HybridGPTBERTForPreTraining",
     "HybridGPTBERTForSequenceClassification",
     "HybridGPTBERTForTokenClassification",
     "HybridGPTBERTModel",
     "ModelFactory",
     "Preset",
     "PresetError",
+    "TrainingHyperparameters",
     "available_presets",
     "build_model",
     "count_parameters",
     "evaluate_model",
+    "get_architecture",
     "load_preset",
     "make_model_config",
 ]

@@ -8,8 +8,8 @@ from transformers import BertConfig, GPT2Config, PreTrainedConfig, RoFormerConfi
 # Every Auto class the hybrid serves, written out in full so a saved folder resolves each one as remote code.
 AUTO_MAP = {
     "AutoConfig": "configuration_hybrid.HybridGPTBERTConfig",
-    "AutoModel": "modeling_hybrid.HybridGPTBERTModel",
-    "AutoModelForPreTraining": "modeling_hybrid.HybridGPTBERTModel",
+    "AutoModel": "modeling_hybrid.HybridGPTBERTForPreTraining",
+    "AutoModelForPreTraining": "modeling_hybrid.HybridGPTBERTForPreTraining",
     "AutoModelForCausalLM": "modeling_hybrid.HybridGPTBERTForCausalLM",
     "AutoModelForMaskedLM": "modeling_hybrid.HybridGPTBERTForMaskedLM",
     "AutoModelForSequenceClassification": "modeling_hybrid.HybridGPTBERTForSequenceClassification",
@@ -20,7 +20,7 @@ ENCODER_POSITION_EMBEDDINGS = ("absolute", "rotary")
 
 class HybridGPTBERTConfig(PreTrainedConfig):
     r"""
-    Configuration of [`HybridGPTBERTModel`]: a BERT encoder (masked LM head) and a GPT-2 decoder (causal LM head)
+    Configuration of [`HybridGPTBERTForPreTraining`]: a BERT encoder (masked LM head) and a GPT-2 decoder (causal LM head)
     of the same width that share ONE token embedding matrix; each stack keeps its own position embeddings.
 
     Args:
@@ -103,7 +103,7 @@ class HybridGPTBERTConfig(PreTrainedConfig):
         """The encoder stack's config (also the standalone BERT of the same preset): a `BertConfig`, or with
         `encoder_position_embeddings="rotary"` a `RoFormerConfig` (BERT with rotary positions)."""
         shape = dict(
-            vocab_size=self.vocab_size,
+            **self._shared_stack_values(),
             hidden_size=self.hidden_size,
             num_hidden_layers=self.num_hidden_layers,
             num_attention_heads=self.num_attention_heads,
@@ -114,10 +114,6 @@ class HybridGPTBERTConfig(PreTrainedConfig):
             max_position_embeddings=self.max_position_embeddings,
             type_vocab_size=self.type_vocab_size,
             layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range,
-            pad_token_id=self.pad_token_id,
-            bos_token_id=self.bos_token_id,
-            eos_token_id=self.eos_token_id,
         )
         if self.encoder_position_embeddings == "rotary":
             # RoFormer's attention exists only in the eager form in transformers.
@@ -128,7 +124,7 @@ class HybridGPTBERTConfig(PreTrainedConfig):
     def decoder_config(self) -> GPT2Config:
         """The `GPT2Config` of the decoder stack (also the standalone GPT of the same preset)."""
         return GPT2Config(
-            vocab_size=self.vocab_size,
+            **self._shared_stack_values(),
             n_positions=self.max_position_embeddings,
             n_embd=self.hidden_size,
             n_layer=self.num_hidden_layers,
@@ -139,13 +135,14 @@ class HybridGPTBERTConfig(PreTrainedConfig):
             embd_pdrop=self.hidden_dropout_prob,
             attn_pdrop=self.attention_probs_dropout_prob,
             layer_norm_epsilon=self.decoder_layer_norm_epsilon,
-            initializer_range=self.initializer_range,
-            pad_token_id=self.pad_token_id,
-            bos_token_id=self.bos_token_id,
-            eos_token_id=self.eos_token_id,
             use_cache=self.use_cache,
             attn_implementation=self._attn_implementation,
         )
+
+    def _shared_stack_values(self) -> dict:
+        """What the encoder's and the decoder's configs take over unchanged: vocabulary, init, special ids."""
+        return dict(vocab_size=self.vocab_size, initializer_range=self.initializer_range,
+                    pad_token_id=self.pad_token_id, bos_token_id=self.bos_token_id, eos_token_id=self.eos_token_id)
 
 
 HybridGPTBERTConfig.register_for_auto_class("AutoConfig")

@@ -1,4 +1,4 @@
-"""ModelFactory: create, save, checkpoint and load the three architectures, backed by `save_pretrained`.
+"""ModelFactory: create, save, checkpoint and load every architecture of the registry, backed by `save_pretrained`.
 
 Every folder it writes is Hub-ready (safetensors weights, config, tokenizer, model card) and is written to a
 temporary sibling first, then renamed into place, so a crash mid-save never leaves a half-written model.
@@ -6,90 +6,46 @@ temporary sibling first, then renamed into place, so a crash mid-save never leav
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
-from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, PreTrainedModel
+import transformers
+from safetensors.torch import load_file
+from transformers import PreTrainedModel
 
+from .architectures import architecture_of, get_architecture, saved_model_types
 from .cards import render_model_card
+from .files import atomic_directory, write_json
 from .models import build_model, count_parameters, special_token_ids
-from .presets import ARCHITECTURE_NAMES, Preset, load_preset
+from .presets import Preset, load_preset
+from .tokenizer import check_tokenizer_matches
 
-# model_type in config.json → the Auto class that loads the whole pretrained model.
-LOADERS = {"gpt2": AutoModelForCausalLM, "bert": AutoModelForMaskedLM, "roformer": AutoModelForMaskedLM,
-           "hybrid_gpt_bert": AutoModel}
 WEIGHTS = "model.safetensors"
 DEFAULT_EXPERIMENT = "hindi_babylm_baseline"
 
 
-@contextlib.contextmanager
-def atomic_directory(target: str | os.PathLike):
-    """Yield a temporary sibling of `target` to fill; on success swap it into place, on error delete it.
-
-    The previous `target` stays complete until the new one is: it is moved aside, the new folder renamed in,
-    and only then is the old one removed.
-    """
-    target = Path(target)
-    if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"{target}: output path exists and is a file, not a folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write through a temporary sibling and `os.replace`, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_json(path: str | os.PathLike, data) -> None:
-    """Write JSON atomically (see `write_text_atomic`)."""
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def check_tokenizer_matches(model_config, tokenizer, where: str = "model") -> None:
-    """Refuse a tokenizer with more tokens than the model's embeddings, or special-token ids that disagree."""
-    if len(tokenizer) > model_config.vocab_size:
-        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the {where}'s embeddings hold only "
-                         f"{model_config.vocab_size} (vocab_size)")
-    for name in ("pad", "bos", "eos"):
-        ours, theirs = getattr(model_config, f"{name}_token_id", None), getattr(tokenizer, f"{name}_token_id", None)
-        if ours is not None and theirs is not None and ours != theirs:
-            raise ValueError(f"special token ids disagree: tokenizer {name}_token_id={theirs}, "
-                             f"{where} config {name}_token_id={ours}")
-
-
-def read_model_type(path: str | os.PathLike) -> str:
-    """The `model_type` of a saved folder, with an error naming the file when it is missing or unknown."""
+def read_saved_config(path: str | os.PathLike) -> dict:
+    """The `config.json` of a saved folder, with an error naming the file when it is missing, invalid or of a
+    `model_type` this project does not build."""
     config_file = Path(path) / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file}: no config.json (not a saved model folder)")
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+        config = json.loads(config_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{config_file}: invalid JSON ({err})") from None
-    if model_type not in LOADERS:
-        raise ValueError(f"{config_file}: unknown model_type {model_type!r} (expected one of {sorted(LOADERS)})")
-    return model_type
+    model_type = config.get("model_type")
+    if model_type not in saved_model_types():
+        raise ValueError(f"{config_file}: unknown model_type {model_type!r} "
+                         f"(expected one of {list(saved_model_types())})")
+    return config
+
+
+def read_model_type(path: str | os.PathLike) -> str:
+    """The `model_type` of a saved folder (see `read_saved_config`)."""
+    return read_saved_config(path)["model_type"]
 
 
 class ModelFactory:
@@ -121,7 +77,7 @@ class ModelFactory:
             total, trainable = count_parameters(model)
             c = self.config
             print(
-                f"{ARCHITECTURE_NAMES[c.model_type]}: vocab {model.config.vocab_size:,}, hidden {c.hidden_size}, "
+                f"{get_architecture(c.model_type).title}: vocab {model.config.vocab_size:,}, hidden {c.hidden_size}, "
                 f"layers {c.num_layers}, heads {c.num_heads} | parameters: {total:,} total, {trainable:,} trainable"
             )
         return model
@@ -185,18 +141,18 @@ class ModelFactory:
         return json.loads(state_file.read_text(encoding="utf-8"))
 
     def load_model(self, path: str | os.PathLike, **kwargs) -> PreTrainedModel:
-        """Load any of the three architectures from a saved folder, in eval mode.
+        """Load any architecture of the registry from a saved folder, in eval mode, with its `loader` Auto class.
 
         GPT loads as `GPT2LMHeadModel`, BERT as `BertForMaskedLM` (`RoFormerForMaskedLM` with rotary positions), the
-        hybrid as `HybridGPTBERTModel` (both heads).
+        hybrid as `HybridGPTBERTForPreTraining` (both heads).
         Extra keyword arguments (e.g. `dtype=torch.bfloat16`) go to `from_pretrained`.
         """
-        model_type = read_model_type(path)
+        loader = getattr(transformers, architecture_of(read_saved_config(path))[0].loader)
         weights = Path(path) / WEIGHTS
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: missing weights file")
         try:
-            model = LOADERS[model_type].from_pretrained(path, **kwargs)
+            model = loader.from_pretrained(path, **kwargs)
         except Exception as err:  # surface corrupted/truncated safetensors with the file name
             raise ValueError(f"{weights}: cannot load weights ({type(err).__name__}: {err})") from err
         return model.eval()

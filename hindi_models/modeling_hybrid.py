@@ -23,7 +23,7 @@ from transformers.models.bert.modeling_bert import BertModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Model
 from transformers.models.roformer.modeling_roformer import RoFormerModel
 
-from .configuration_hybrid import HybridGPTBERTConfig
+from .configuration_hybrid import AUTO_MAP, HybridGPTBERTConfig
 
 SHARED_EMBEDDING = "embed_tokens.weight"
 ENCODER_EMBEDDING = "encoder.embeddings.word_embeddings.weight"
@@ -110,12 +110,29 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
         if hasattr(self, "decoder"):
             self.decoder.wte = new_embeddings
 
-    def _lm_head(self, hidden_size_in: int):
-        return nn.Linear(hidden_size_in, self.config.vocab_size, bias=False)
+    def _lm_head(self) -> nn.Linear:
+        return nn.Linear(self.config.hidden_size, self.config.vocab_size, bias=False)
 
     def _tie_heads(self, *head_names: str):
         if self.config.tie_lm_heads:
             self._tied_weights_keys.update({f"{name}.weight": SHARED_EMBEDDING for name in head_names})
+
+    def _masked_lm(self, hidden_states, labels=None, sparse: bool = False, **loss_kwargs):
+        """(logits, loss) of the MLM head; with `sparse` and labels, only at the labelled (masked) positions."""
+        if labels is not None and sparse:
+            labelled = labels != -100
+            hidden_states, labels = hidden_states[labelled], labels[labelled]
+        logits = self.mlm_head(hidden_states)
+        if labels is None:
+            return logits, None
+        return logits, ForMaskedLMLoss(logits, labels, vocab_size=self.config.vocab_size, **loss_kwargs)
+
+    def _causal_lm(self, hidden_states, labels=None, **loss_kwargs):
+        """(logits, loss) of the CLM head; the labels are shifted inside the loss."""
+        logits = self.clm_head(hidden_states)
+        if labels is None:
+            return logits, None
+        return logits, ForCausalLMLoss(logits, labels, vocab_size=self.config.vocab_size, **loss_kwargs)
 
     def _encode(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, **kwargs):
         if position_ids is not None:
@@ -127,7 +144,7 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
         ).last_hidden_state
 
 
-class HybridGPTBERTModel(HybridGPTBERTPreTrainedModel):
+class HybridGPTBERTForPreTraining(HybridGPTBERTPreTrainedModel):
     """The whole hybrid with both heads; `forward` computes `α·mlm_loss + β·clm_loss` for pretraining."""
 
     # Two objectives with different label sets: each partial loss is a token mean, so Trainer must not pass one
@@ -137,8 +154,8 @@ class HybridGPTBERTModel(HybridGPTBERTPreTrainedModel):
     def __init__(self, config: HybridGPTBERTConfig):
         super().__init__(config)
         self._build(config, encoder=True, decoder=True)
-        self.mlm_head = self._lm_head(config.hidden_size)
-        self.clm_head = self._lm_head(config.hidden_size)
+        self.mlm_head = self._lm_head()
+        self.clm_head = self._lm_head()
         self._tie_heads("mlm_head", "clm_head")
         self.post_init()
 
@@ -167,20 +184,13 @@ class HybridGPTBERTModel(HybridGPTBERTPreTrainedModel):
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if mlm_labels is not None and mlm_input_ids is None and task != "clm":
             raise ValueError("mlm_labels given without mlm_input_ids: the encoder must read the masked copy")
-        kwargs.pop("num_items_in_batch", None)  # both partial losses are token means; Trainer may pass it
         out = HybridGPTBERTOutput()
         weighted = []
         if task in ("both", "mlm"):
             encoder_input = mlm_input_ids if mlm_input_ids is not None else input_ids
             out.encoder_last_hidden_state = self._encode(encoder_input, attention_mask, token_type_ids)
-            if mlm_labels is not None and self.config.sparse_prediction:
-                labelled = mlm_labels != -100
-                out.mlm_logits = self.mlm_head(out.encoder_last_hidden_state[labelled])
-                out.mlm_loss = ForMaskedLMLoss(out.mlm_logits, mlm_labels[labelled], vocab_size=self.config.vocab_size)
-            else:
-                out.mlm_logits = self.mlm_head(out.encoder_last_hidden_state)
-                if mlm_labels is not None:
-                    out.mlm_loss = ForMaskedLMLoss(out.mlm_logits, mlm_labels, vocab_size=self.config.vocab_size)
+            out.mlm_logits, out.mlm_loss = self._masked_lm(out.encoder_last_hidden_state, mlm_labels,
+                                                           sparse=self.config.sparse_prediction)
             if out.mlm_loss is not None:
                 weighted.append(self.config.mlm_loss_weight * out.mlm_loss)
         if task in ("both", "clm"):
@@ -189,33 +199,43 @@ class HybridGPTBERTModel(HybridGPTBERTPreTrainedModel):
             )
             out.decoder_last_hidden_state = decoded.last_hidden_state
             out.cache = decoded.cache
-            out.clm_logits = self.clm_head(out.decoder_last_hidden_state)
-            if labels is not None:
-                out.clm_loss = ForCausalLMLoss(out.clm_logits, labels, vocab_size=self.config.vocab_size)
+            out.clm_logits, out.clm_loss = self._causal_lm(out.decoder_last_hidden_state, labels)
+            if out.clm_loss is not None:
                 weighted.append(self.config.clm_loss_weight * out.clm_loss)
         if weighted:
             out.loss = torch.stack(weighted).sum()
         return out
 
 
-class HybridGPTBERTForCausalLM(HybridGPTBERTPreTrainedModel, GenerationMixin):
-    """The decoder branch (shared embedding → GPT-2 stack → CLM head), for `generate` and text-generation."""
+# The name this class was saved under until 0.1.0 (`architectures` and `auto_map` of older folders).
+HybridGPTBERTModel = HybridGPTBERTForPreTraining
 
-    # The encoder half of a full checkpoint is not needed here.
-    _keys_to_ignore_on_load_unexpected = [r"^encoder\.", r"^mlm_head\."]
+
+class HybridGPTBERTBranchLM(HybridGPTBERTPreTrainedModel):
+    """One branch with its own LM head: the decoder and `clm_head`, or the encoder and `mlm_head`."""
+
+    branch = "clm"  # "clm" (decoder) or "mlm" (encoder)
 
     def __init__(self, config: HybridGPTBERTConfig):
         super().__init__(config)
-        self._build(config, encoder=False, decoder=True)
-        self.clm_head = self._lm_head(config.hidden_size)
-        self._tie_heads("clm_head")
+        self._build(config, encoder=self.branch == "mlm", decoder=self.branch == "clm")
+        setattr(self, f"{self.branch}_head", self._lm_head())
+        self._tie_heads(f"{self.branch}_head")
         self.post_init()
 
     def get_output_embeddings(self):
-        return self.clm_head
+        return getattr(self, f"{self.branch}_head")
 
     def set_output_embeddings(self, new_embeddings):
-        self.clm_head = new_embeddings
+        setattr(self, f"{self.branch}_head", new_embeddings)
+
+
+class HybridGPTBERTForCausalLM(HybridGPTBERTBranchLM, GenerationMixin):
+    """The decoder branch (shared embedding → GPT-2 stack → CLM head), for `generate` and text-generation."""
+
+    branch = "clm"
+    # The encoder half of a full checkpoint is not needed here.
+    _keys_to_ignore_on_load_unexpected = [r"^encoder\.", r"^mlm_head\."]
 
     def forward(
         self,
@@ -229,41 +249,19 @@ class HybridGPTBERTForCausalLM(HybridGPTBERTPreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> CausalLMOutputWithPast:
-        decoded = self.decoder(
-            input_ids=input_ids,
-            cache=cache,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-        )
-        hidden_states = decoded.last_hidden_state
+        decoded = self.decoder(input_ids=input_ids, cache=cache, attention_mask=attention_mask,
+                               position_ids=position_ids, inputs_embeds=inputs_embeds, use_cache=use_cache)
         # Generation needs only the last positions' logits; slicing first saves the vocabulary projection.
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-        logits = self.clm_head(hidden_states[:, keep, :])
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        logits, loss = self._causal_lm(decoded.last_hidden_state[:, keep, :], labels, **kwargs)
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=decoded.cache)
 
 
-class HybridGPTBERTForMaskedLM(HybridGPTBERTPreTrainedModel):
+class HybridGPTBERTForMaskedLM(HybridGPTBERTBranchLM):
     """The encoder branch (shared embedding → BERT stack → MLM head), for fill-mask and pseudo-likelihoods."""
 
+    branch = "mlm"
     _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^clm_head\."]
-
-    def __init__(self, config: HybridGPTBERTConfig):
-        super().__init__(config)
-        self._build(config, encoder=True, decoder=False)
-        self.mlm_head = self._lm_head(config.hidden_size)
-        self._tie_heads("mlm_head")
-        self.post_init()
-
-    def get_output_embeddings(self):
-        return self.mlm_head
-
-    def set_output_embeddings(self, new_embeddings):
-        self.mlm_head = new_embeddings
 
     def forward(
         self,
@@ -275,10 +273,7 @@ class HybridGPTBERTForMaskedLM(HybridGPTBERTPreTrainedModel):
         **kwargs,
     ) -> MaskedLMOutput:
         hidden_states = self._encode(input_ids, attention_mask, token_type_ids, position_ids)
-        logits = self.mlm_head(hidden_states)
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        logits, loss = self._masked_lm(hidden_states, labels, sparse=False, **kwargs)  # dense: fill-mask, PLL
         return MaskedLMOutput(loss=loss, logits=logits)
 
 
@@ -296,61 +291,54 @@ class HybridGPTBERTEncoderClassifier(HybridGPTBERTPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def _classify(self, input_ids, attention_mask, token_type_ids, position_ids, first_token_only: bool):
+    per_sequence = True  # one label per sequence (read at the leading [CLS]), else one per token
+    output_class = SequenceClassifierOutput
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ):
         hidden_states = self._encode(input_ids, attention_mask, token_type_ids, position_ids)
-        if first_token_only:
-            hidden_states = hidden_states[:, 0]
-        return self.classifier(self.dropout(hidden_states))
+        logits = self.classifier(self.dropout(hidden_states[:, 0] if self.per_sequence else hidden_states))
+        loss = None
+        if labels is not None:  # transformers' sequence loss takes (labels, logits), its token loss (logits, labels)
+            pair = (labels, logits) if self.per_sequence else (logits, labels)
+            loss = self.loss_function(*pair, self.config, **kwargs)
+        return self.output_class(loss=loss, logits=logits)
 
 
 class HybridGPTBERTForSequenceClassification(HybridGPTBERTEncoderClassifier):
     """Encoder state at the leading [CLS] → dropout → linear classifier (BERT's recipe, without the pooler)."""
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.LongTensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        labels: torch.LongTensor | None = None,
-        **kwargs,
-    ) -> SequenceClassifierOutput:
-        logits = self._classify(input_ids, attention_mask, token_type_ids, position_ids, first_token_only=True)
-        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+    per_sequence = True
+    output_class = SequenceClassifierOutput
 
 
 class HybridGPTBERTForTokenClassification(HybridGPTBERTEncoderClassifier):
     """Encoder state of every token → dropout → linear tagger (POS, NER)."""
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.LongTensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        labels: torch.LongTensor | None = None,
-        **kwargs,
-    ) -> TokenClassifierOutput:
-        logits = self._classify(input_ids, attention_mask, token_type_ids, position_ids, first_token_only=False)
-        loss = self.loss_function(logits, labels, self.config, **kwargs) if labels is not None else None
-        return TokenClassifierOutput(loss=loss, logits=logits)
+    per_sequence = False
+    output_class = TokenClassifierOutput
 
 
-# `save_pretrained` copies this file and its sibling next to the weights for classes registered here.
-for _auto_class, _model_class in {
-    "AutoModel": HybridGPTBERTModel,
-    "AutoModelForCausalLM": HybridGPTBERTForCausalLM,
-    "AutoModelForMaskedLM": HybridGPTBERTForMaskedLM,
-    "AutoModelForSequenceClassification": HybridGPTBERTForSequenceClassification,
-    "AutoModelForTokenClassification": HybridGPTBERTForTokenClassification,
-}.items():
-    _model_class.register_for_auto_class(_auto_class)
+# `save_pretrained` copies this file and its sibling next to the weights for the classes registered here; the
+# config's AUTO_MAP (written out in full) names every Auto class, so each class is registered once.
+for _auto_class, _target in AUTO_MAP.items():
+    _model_class = globals().get(_target.rsplit(".", 1)[1])
+    if _auto_class != "AutoConfig" and "_auto_class" not in vars(_model_class):
+        _model_class.register_for_auto_class(_auto_class)
 
 __all__ = [
     "HybridGPTBERTOutput",
     "HybridGPTBERTPreTrainedModel",
+    "HybridGPTBERTForPreTraining",
     "HybridGPTBERTModel",
+    "HybridGPTBERTBranchLM",
     "HybridGPTBERTForCausalLM",
     "HybridGPTBERTForMaskedLM",
     "HybridGPTBERTEncoderClassifier",

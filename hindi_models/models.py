@@ -1,25 +1,19 @@
-"""The three architectures built from a preset: stock GPT-2, stock BERT, and the GPT+BERT hybrid.
+"""Models built from a preset: each architecture's config comes from one shared shape (`shape_config`), and its
+class and FSDP units from the registry in `architectures.py`.
 
-GPT and BERT are stock transformers classes (`model_type` gpt2 / bert) so that saved folders load with the Auto
-classes and no remote code. All three take their stack shapes from one place, `HybridGPTBERTConfig`, whose
-`decoder_config()` / `encoder_config()` are exactly the standalone GPT's / BERT's configs of the same preset.
+GPT and BERT are stock transformers classes (`model_type` gpt2 / bert / roformer), so saved folders load with the
+Auto classes and no remote code. `HybridGPTBERTConfig.decoder_config()` / `encoder_config()` are exactly the
+standalone GPT's / BERT's configs of the same preset.
 """
 
 from __future__ import annotations
 
-from transformers import BertForMaskedLM, GPT2LMHeadModel, PreTrainedConfig, PreTrainedModel, RoFormerForMaskedLM
+from transformers import PreTrainedConfig, PreTrainedModel
 
+from .architectures import get_architecture
 from .configuration_hybrid import HybridGPTBERTConfig
-from .modeling_hybrid import DECODER_LAYER_CLASS, ENCODER_LAYER_CLASSES, HybridGPTBERTModel
 from .presets import Preset
 from .tokenizer import BOS_ID, CLS_ID, EOS_ID, MASK_ID, PAD_ID, SEP_ID
-
-# The seed's names for the two stock architectures.
-HindiGPTModel = GPT2LMHeadModel
-HindiBERTModel = BertForMaskedLM
-MODEL_CLASSES = {"gpt": GPT2LMHeadModel, "bert": BertForMaskedLM, "hybrid": HybridGPTBERTModel}
-# `encoder_position_embeddings: rotary` makes `bert` a stock RoFormer (BERT with rotary positions).
-ROTARY_BERT_CLASS = RoFormerForMaskedLM
 
 
 def special_token_ids(tokenizer=None) -> dict:
@@ -40,11 +34,10 @@ def special_token_ids(tokenizer=None) -> dict:
     return ids
 
 
-def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedConfig:
-    """The transformers config of `preset.model_type`: GPT2Config, BertConfig (RoFormerConfig with rotary encoder
-    positions) or HybridGPTBERTConfig."""
+def shape_config(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> HybridGPTBERTConfig:
+    """The preset's shape as one config, from which every architecture takes its own (see the registry)."""
     ids = token_ids or special_token_ids()
-    hybrid = HybridGPTBERTConfig(
+    return HybridGPTBERTConfig(
         vocab_size=vocab_size or preset.vocab_size,
         hidden_size=preset.hidden_size,
         num_hidden_layers=preset.num_layers,
@@ -65,22 +58,22 @@ def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: 
         sep_token_id=ids["sep"],
         mask_token_id=ids["mask"],
     )
-    if preset.model_type == "hybrid":
-        return hybrid
-    return hybrid.decoder_config() if preset.model_type == "gpt" else hybrid.encoder_config()
+
+
+def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedConfig:
+    """The transformers config of `preset.model_type`: GPT2Config, BertConfig (RoFormerConfig with rotary encoder
+    positions) or HybridGPTBERTConfig."""
+    return get_architecture(preset.model_type).config(shape_config(preset, vocab_size, token_ids))
 
 
 def build_model(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedModel:
     """A freshly initialised model of `preset.model_type`."""
-    config = make_model_config(preset, vocab_size, token_ids)
-    rotary_bert = preset.model_type == "bert" and preset.encoder_position_embeddings == "rotary"
-    model = ROTARY_BERT_CLASS(config) if rotary_bert else MODEL_CLASSES[preset.model_type](config)
-    if preset.model_type != "hybrid":  # the hybrid sets its own, per stack
-        # accelerate's FSDP wrap (TRANSFORMER_BASED_WRAP with no class list) shards each class in `_no_split_modules`
-        # as one unit: the transformer layers only, so the token embedding stays in the root unit with the LM head
-        # tied to it (stock BERT also lists BertEmbeddings; stock RoFormer lists nothing).
-        encoder_layer = ENCODER_LAYER_CLASSES[preset.encoder_position_embeddings]
-        model._no_split_modules = {DECODER_LAYER_CLASS if preset.model_type == "gpt" else encoder_layer}
+    variant = get_architecture(preset.model_type).variant(preset.encoder_position_embeddings)
+    model = variant.model_class(make_model_config(preset, vocab_size, token_ids))
+    # accelerate's FSDP wrap (TRANSFORMER_BASED_WRAP with no class list) shards each class in `_no_split_modules`
+    # as one unit: the transformer layers only, so the token embedding stays in the root unit with the LM head
+    # tied to it (stock BERT also lists BertEmbeddings; stock RoFormer lists nothing).
+    model._no_split_modules = set(variant.layer_classes)
     return model
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import yaml
 
+from .architectures import architecture_names
 from .configuration_hybrid import ENCODER_POSITION_EMBEDDINGS
 
 PRESET_DIR = Path(__file__).parent / "presets"
-MODEL_TYPES = ("gpt", "bert", "hybrid")
-# `encoder_position_embeddings` (ENCODER_POSITION_EMBEDDINGS): BERT's learned absolute positions, or rotary ones (a
-# stock RoFormer encoder); for `bert` and the hybrid's encoder (`gpt` ignores it, so one preset serves all three).
-ARCHITECTURE_NAMES = {"gpt": "GPT-2 style (causal LM)", "bert": "BERT style (masked LM)", "hybrid": "GPT+BERT hybrid"}
+# The one default masking rate of the masked objectives (bert, the hybrid's encoder); a preset's
+# `training.<arch>.mlm_probability` or `--mlm-probability` changes it for a run.
+MLM_PROBABILITY = 0.15
 
 
 class PresetError(ValueError):
@@ -32,26 +32,34 @@ class Preset:
     """
 
     model_type: str = "gpt"
+    """An architecture of the registry (`gpt`, `bert`, `hybrid`)."""
     vocab_size: int = 32000
     hidden_size: int = 768
     num_layers: int = 12
     num_heads: int = 12
+    """Shape of every stack: width, layers (per stack for the hybrid), attention heads."""
     max_length: int = 512
     intermediate_size: int = 3072
     dropout: float = 0.1
+    """Positions, feed-forward width, dropout of attention and residuals."""
     mlm_loss_weight: float = 0.5
     clm_loss_weight: float = 0.5
     tie_lm_heads: bool = False
+    """The hybrid's `loss = mlm_loss_weight * mlm + clm_loss_weight * clm`; tie its two heads to the embedding."""
     encoder_position_embeddings: str = "absolute"
+    """BERT's learned absolute positions, or rotary ones (a stock RoFormer encoder), for `bert` and the hybrid's
+    encoder; `gpt` ignores it, so one preset serves every architecture."""
     training: dict = field(default_factory=dict)
+    """Training defaults per architecture (or `all`): keys of `TrainingHyperparameters`."""
     name: str = "custom"
     source: str = "<defaults>"
 
     def validate(self) -> "Preset":
         """Check values that types alone cannot; raise `PresetError` naming the file and key."""
         where = self.source
-        if self.model_type not in MODEL_TYPES:
-            raise PresetError(f"{where}: model_type: unknown value {self.model_type!r} (expected one of {MODEL_TYPES})")
+        names = architecture_names()
+        if self.model_type not in names:
+            raise PresetError(f"{where}: model_type: unknown value {self.model_type!r} (expected one of {names})")
         for key in ("vocab_size", "hidden_size", "num_layers", "num_heads", "max_length", "intermediate_size"):
             if getattr(self, key) <= 0:
                 raise PresetError(f"{where}: {key}: must be positive, got {getattr(self, key)}")
@@ -68,11 +76,24 @@ class Preset:
             raise PresetError(f"{where}: encoder_position_embeddings: rotary needs an even head size, got hidden_size "
                               f"{self.hidden_size} / num_heads {self.num_heads} = {self.hidden_size // self.num_heads}")
         for arch, values in self.training.items():
-            if arch not in (*MODEL_TYPES, "all") or not isinstance(values, dict):
-                raise PresetError(
-                    f"{where}: training.{arch}: expected a mapping under one of {(*MODEL_TYPES, 'all')}"
-                )
+            if arch not in (*names, "all") or not isinstance(values, dict):
+                raise PresetError(f"{where}: training.{arch}: expected a mapping under one of {(*names, 'all')}")
         return self
+
+    def hyperparameters(self, model_type: str | None = None, **overrides) -> "TrainingHyperparameters":
+        """`TrainingHyperparameters` defaults ← `training.all` ← `training.<model_type>` ← overrides (None values
+        ignored), type-checked; an unknown or mistyped key raises `PresetError` naming the file."""
+        model_type = model_type or self.model_type
+        merged = self.training_defaults(model_type)
+        for key, value in merged.items():
+            if key not in _TRAINING_HINTS:
+                raise PresetError(f"{self.source}: training.{model_type}: unknown key {key!r} "
+                                  f"(known: {', '.join(_TRAINING_HINTS)})")
+            expected = _TRAINING_HINTS[key]
+            if not isinstance(value, expected) and not (expected is float and isinstance(value, int)):
+                raise PresetError(f"{self.source}: training.{key}: expected {expected.__name__}, got {value!r}")
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainingHyperparameters(**merged)
 
     def with_overrides(self, **overrides) -> "Preset":
         """A copy with the given keys replaced (None values are ignored), type-checked and validated."""
@@ -89,6 +110,28 @@ class Preset:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("source",)}
 
 
+@dataclass
+class TrainingHyperparameters:
+    """Optimiser, schedule, batch and masking of one pretraining run: the keys a preset's `training:` section may
+    set; command-line flags override them. The defaults below apply where a preset says nothing."""
+
+    learning_rate: float = 5e-4
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.01
+    lr_scheduler_type: str = "cosine"
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    """AdamW betas: β2 0.95 as in GPT-3 / nanoGPT, steadier than 0.999 for small batches."""
+    max_grad_norm: float = 1.0
+    batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    mlm_probability: float = MLM_PROBABILITY
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_TRAINING_HINTS = typing.get_type_hints(TrainingHyperparameters)
 _FIELDS = {f.name: f for f in dataclasses.fields(Preset)}
 _HINTS = typing.get_type_hints(Preset)
 
@@ -111,7 +154,8 @@ def _from_mapping(data: dict, source: str) -> Preset:
         raise PresetError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
-        raise PresetError(f"{source}: unknown key {unknown[0]!r} (known keys: {', '.join(k for k in _FIELDS if k not in ('name', 'source'))})")
+        known = ", ".join(k for k in _FIELDS if k not in ("name", "source"))
+        raise PresetError(f"{source}: unknown key {unknown[0]!r} (known keys: {known})")
     values = {k: _check_type(k, v, source) for k, v in data.items() if k not in ("source",)}
     return Preset(**values, source=source).validate()
 

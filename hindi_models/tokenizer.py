@@ -205,6 +205,18 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
+def check_tokenizer_matches(model_config, tokenizer, where: str = "model") -> None:
+    """Refuse a tokenizer with more tokens than the model's embeddings, or special-token ids that disagree."""
+    if len(tokenizer) > model_config.vocab_size:
+        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the {where}'s embeddings hold only "
+                         f"{model_config.vocab_size} (vocab_size)")
+    for name in ("pad", "bos", "eos"):
+        ours, theirs = getattr(model_config, f"{name}_token_id", None), getattr(tokenizer, f"{name}_token_id", None)
+        if ours is not None and theirs is not None and ours != theirs:
+            raise ValueError(f"special token ids disagree: tokenizer {name}_token_id={theirs}, "
+                             f"{where} config {name}_token_id={ours}")
+
+
 def encode_batch(tokenizer, texts: list[str], add_special_tokens: bool = True) -> list[list[int]]:
     """Token ids of `texts`, the same as `tokenizer(texts)["input_ids"]` but about 2x faster.
 

@@ -147,7 +147,7 @@ def test_seed_makes_masking_reproducible(tok):
 def test_collators_take_tokenize_and_pack_output(tok):
     import datasets
 
-    from training.data import tokenize_and_pack
+    from training.packing import tokenize_and_pack
 
     packed, _ = tokenize_and_pack(datasets.Dataset.from_dict({"text": HINDI * 20}), tok, block_size=32)
     features = [packed[i] for i in range(8)]

@@ -17,8 +17,8 @@ from training.data import (
     resolve_files,
     shared_corpus_files,
     shared_data_dir,
-    tokenize_and_pack,
 )
+from training.packing import tokenize_and_pack
 
 datasets.disable_progress_bars()
 

@@ -7,19 +7,21 @@ import pytest
 
 from training.finetune import (
     IGNORE_INDEX,
-    UD_V1_UPOS,
     accuracy_and_macro_f1,
     bio_entities,
-    bio_labels,
     encode_tagged,
     entity_f1,
     finetune,
+    main,
+    word_predictions,
+)
+from training.tasks import (
+    UD_V1_UPOS,
+    bio_labels,
     load_classification_jsonl,
     load_conllu_upos,
     load_ner_jsonl,
     load_task,
-    main,
-    word_predictions,
 )
 
 CONLLU = """# sent_id = 1

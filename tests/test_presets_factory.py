@@ -91,7 +91,7 @@ def test_save_model_writes_a_hub_ready_folder(saved_models):
 def test_load_model_returns_eval_mode_for_each_type(saved_models):
     factory = ModelFactory("tiny")
     names = {t: type(factory.load_model(f)).__name__ for t, f in saved_models.items()}
-    assert names == {"gpt": "GPT2LMHeadModel", "bert": "RoFormerForMaskedLM", "hybrid": "HybridGPTBERTModel"}
+    assert names == {"gpt": "GPT2LMHeadModel", "bert": "RoFormerForMaskedLM", "hybrid": "HybridGPTBERTForPreTraining"}
     assert not factory.load_model(saved_models["hybrid"]).training
 
 

@@ -1,11 +1,13 @@
-"""Batch collators for the three architectures, all built on transformers' DataCollatorForLanguageModeling.
+"""Batch collators, all built on transformers' DataCollatorForLanguageModeling; each architecture of the registry
+(`hindi_models/architectures.py`) names its kind:
 
-* gpt:    `DataCollatorForLanguageModeling(mlm=False)`: labels = input_ids, padding -> -100
-          (the model shifts labels internally).
-* bert:   `MaskedLMCollator`: 15% of the non-special tokens are chosen; of those 80% -> [MASK], 10% -> a
-          random *non-special* token, 10% unchanged. Labels are -100 everywhere else.
-* hybrid: `HybridCollator`: the causal batch (input_ids / attention_mask / labels) plus a masked copy
-          (mlm_input_ids / mlm_labels) of the same tokens, for the hybrid's two objectives.
+* causal (gpt):  `DataCollatorForLanguageModeling(mlm=False)`: labels = input_ids, padding -> -100
+                 (the model shifts labels internally).
+* masked (bert): `MaskedLMCollator`: `mlm_probability` (default `MLM_PROBABILITY`, 15%) of the non-special tokens
+                 are chosen; of those 80% -> [MASK], 10% -> a random *non-special* token, 10% unchanged. Labels are
+                 -100 everywhere else.
+* causal+masked (hybrid): `HybridCollator`: the causal batch (input_ids / attention_mask / labels) plus a masked
+                 copy (mlm_input_ids / mlm_labels) of the same tokens, for the hybrid's two objectives.
 
 All take packed blocks (equal-length input_ids) or variable-length examples (padded with [PAD] on the
 right, optionally to a multiple of `pad_to_multiple_of`); as lists of ids or dicts with `input_ids`.
@@ -22,7 +24,8 @@ import numpy as np
 import torch
 from transformers import DataCollatorForLanguageModeling
 
-MODEL_TYPES = ("gpt", "bert", "hybrid")
+from hindi_models.architectures import get_architecture
+from hindi_models.presets import MLM_PROBABILITY
 
 
 @dataclass
@@ -111,23 +114,22 @@ class HybridCollator(MaskedLMCollator):
 def make_collator(
     model_type: str,
     tokenizer,
-    mlm_probability: float = 0.15,
+    mlm_probability: float = MLM_PROBABILITY,
     mask_replace_prob: float = 0.8,
     random_replace_prob: float = 0.1,
     pad_to_multiple_of: int | None = None,
     seed: int | None = None,
 ):
-    """The collator for `model_type` in {"gpt", "bert", "hybrid"}."""
-    if model_type == "gpt":
+    """The collator of an architecture of the registry (`gpt`, `bert`, `hybrid`), by its collator kind."""
+    kind = get_architecture(model_type).collator
+    if kind == "causal":
         return DataCollatorForLanguageModeling(tokenizer, mlm=False, pad_to_multiple_of=pad_to_multiple_of, seed=seed)
-    if model_type in ("bert", "hybrid"):
-        cls = MaskedLMCollator if model_type == "bert" else HybridCollator
-        return cls(
-            tokenizer,
-            mlm_probability=mlm_probability,
-            mask_replace_prob=mask_replace_prob,
-            random_replace_prob=random_replace_prob,
-            pad_to_multiple_of=pad_to_multiple_of,
-            seed=seed,
-        )
-    raise ValueError(f"model_type={model_type!r} is not one of {MODEL_TYPES}")
+    cls = {"masked": MaskedLMCollator, "causal+masked": HybridCollator}[kind]
+    return cls(
+        tokenizer,
+        mlm_probability=mlm_probability,
+        mask_replace_prob=mask_replace_prob,
+        random_replace_prob=random_replace_prob,
+        pad_to_multiple_of=pad_to_multiple_of,
+        seed=seed,
+    )

@@ -1,17 +1,16 @@
-"""The main job: one tokenizer, GPT + BERT + hybrid pretrained on the same data and word budget, evaluated, reported.
+"""The main job: one tokenizer, every architecture pretrained on the same data and word budget, evaluated, reported.
 
     hindi-lm compare                                   # bundled sample, tiny preset, minutes on 2 CPU cores
     hindi-lm compare --corpus shared --preset small --word-budget 5e6 --run-dir runs/small
 
-Writes `<run-dir>/`: `tokenizer/`, `gpt/`, `bert/`, `hybrid/` (Hub-ready model folders), `checkpoints/` (Trainer
-state and logs), `results.json`, `report.md`, `loss_curves.png` and, when minimal pairs were scored,
-`minimal_pairs.png`.
+Writes `<run-dir>/`: `tokenizer/`, one Hub-ready model folder per architecture (`gpt/`, `bert/`, `hybrid/`),
+`checkpoints/` (Trainer state and logs), `results.json`, `report.md`, `loss_curves.png` and, when minimal pairs were
+scored, `minimal_pairs.png`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -21,13 +20,15 @@ from pathlib import Path
 import torch
 import transformers
 
+from hindi_models.architectures import architecture_names, get_architecture
 from hindi_models.evaluation import evaluate_model, load_minimal_pairs
-from hindi_models.factory import atomic_directory, write_json
-from hindi_models.presets import MODEL_TYPES, Preset, load_preset
+from hindi_models.files import atomic_directory, check_output_dir, write_json
+from hindi_models.presets import Preset, load_preset
 from hindi_models.tokenizer import train_tokenizer
+from training import options
 from training.data import describe_corpus, load_corpus, shared_data_dir
 from training.finetune import TASKS, finetune_suite
-from training.pretrain import add_position_argument, check_output_dir, pretrain, single
+from training.pretrain import pretrain
 from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_model_cards, write_report
 
 PROMPTS = ["भारत एक", "आज सुबह", "मेरे गाँव में", "विज्ञान के अनुसार"]
@@ -72,7 +73,7 @@ def compare(
     preset="tiny",
     corpus=None,
     word_budget: int = DEFAULT_WORD_BUDGET,
-    model_types=MODEL_TYPES,
+    model_types=None,
     seed: int = 42,
     shared_data: str | None = None,
     max_eval_texts: int = 200,
@@ -99,28 +100,15 @@ def compare(
     with atomic_directory(run_dir / "tokenizer") as tmp:
         tokenizer = train_tokenizer(splits["train"]["text"], vocab_size=preset_obj.vocab_size, output_dir=tmp,
                                     held_out=splits["validation"]["text"])
-    fertility = tokenizer.fertility
     texts = splits["validation"]["text"][:max_eval_texts]
     pairs, pairs_file = minimal_pairs_subset(shared_data, max_pairs)
+    finetuning = dict(shared_data=shared_data, seeds=finetune_seeds, examples=finetune_examples) \
+        if finetune_examples and pairs_file else None  # the fine-tuning sets live beside the minimal pairs
 
     models, logs = {}, {}
-    for model_type in model_types:
-        print(f"\n=== {model_type}: pretraining on {word_budget:,} words ===")
-        metrics = pretrain(model_type=model_type, preset=preset_obj, corpus=corpus, output_dir=run_dir / model_type,
-                           checkpoint_dir=run_dir / "checkpoints" / model_type, tokenizer_path=run_dir / "tokenizer",
-                           word_budget=word_budget, seed=seed, overwrite=True, **pretrain_kwargs)
-        print(f"=== {model_type}: evaluating ===")
-        metrics["evaluation"] = evaluate_model(run_dir / model_type, eval_texts=texts, minimal_pairs=pairs,
-                                               trust_remote_code=True)["sections"]
-        if model_type in ("gpt", "hybrid"):
-            metrics["samples"] = generation_samples(run_dir / model_type)
-        if finetune_examples and pairs_file:  # the fine-tuning sets live beside the minimal pairs
-            print(f"=== {model_type}: fine-tuning ===")
-            metrics["finetune"] = finetune_suite(run_dir / model_type, shared_data, tasks=tuple(TASKS),
-                                                 seeds=finetune_seeds, epochs=1.0,
-                                                 max_train_examples=finetune_examples,
-                                                 max_eval_examples=finetune_examples)["tasks"]
-        models[model_type] = metrics
+    for model_type in model_types or architecture_names():
+        models[model_type] = train_and_evaluate(model_type, run_dir, preset_obj, corpus, word_budget, seed, texts,
+                                                pairs, finetuning, pretrain_kwargs)
         logs[model_type] = read_log(run_dir / "checkpoints" / model_type / "log.jsonl")
 
     results = {
@@ -140,16 +128,10 @@ def compare(
             "minimal_pairs_scored": len(pairs) if pairs else 0,
             "finetune": {"max_examples": finetune_examples, "seeds": list(finetune_seeds), "epochs": 1.0},
         },
-        "tokenizer": {"vocab_size": len(tokenizer), "fertility": fertility},
+        "tokenizer": {"vocab_size": len(tokenizer), "fertility": tokenizer.fertility},
         "models": models,
     }
-    figures = {"loss_curves": plot_loss_curves(logs, run_dir / "loss_curves.png").name}
-    per_phenomenon = {
-        f"{name} ({section})": {p: v["accuracy"] for p, v in ev["minimal_pairs"]["per_phenomenon"].items()}
-        for name, m in models.items() for section, ev in m["evaluation"].items() if ev.get("minimal_pairs")
-    }
-    if per_phenomenon:
-        figures["minimal_pairs"] = plot_minimal_pairs(per_phenomenon, run_dir / "minimal_pairs.png").name
+    figures = write_figures(models, logs, run_dir)
     results["run"]["wall_seconds"] = round(time.time() - started, 1)
     write_json(run_dir / "results.json", results)
     report = write_report(results, run_dir, figures)
@@ -158,24 +140,59 @@ def compare(
     return results
 
 
+def train_and_evaluate(model_type: str, run_dir: Path, preset: Preset, corpus, word_budget: int, seed: int,
+                       texts, pairs, finetuning: dict | None, pretrain_kwargs: dict) -> dict:
+    """Pretrain one architecture into `run_dir/<model_type>`, evaluate it, sample from it (causal side) and
+    fine-tune it (when `finetuning` is given); returns its metrics."""
+    print(f"\n=== {model_type}: pretraining on {word_budget:,} words ===")
+    metrics = pretrain(model_type=model_type, preset=preset, corpus=corpus, output_dir=run_dir / model_type,
+                       checkpoint_dir=run_dir / "checkpoints" / model_type, tokenizer_path=run_dir / "tokenizer",
+                       word_budget=word_budget, seed=seed, overwrite=True, **pretrain_kwargs)
+    print(f"=== {model_type}: evaluating ===")
+    metrics["evaluation"] = evaluate_model(run_dir / model_type, eval_texts=texts, minimal_pairs=pairs,
+                                           trust_remote_code=True)["sections"]
+    if get_architecture(model_type).generates:
+        metrics["samples"] = generation_samples(run_dir / model_type)
+    if finetuning:
+        print(f"=== {model_type}: fine-tuning ===")
+        metrics["finetune"] = finetune_suite(run_dir / model_type, finetuning["shared_data"], tasks=tuple(TASKS),
+                                             seeds=finetuning["seeds"], epochs=1.0,
+                                             max_train_examples=finetuning["examples"],
+                                             max_eval_examples=finetuning["examples"])["tasks"]
+    return metrics
+
+
+def write_figures(models: dict, logs: dict, run_dir: Path) -> dict[str, str]:
+    """Loss curves (every model) and minimal pairs per phenomenon (every scored section); their file names."""
+    objectives = {name: m.get("objective", name) for name, m in models.items()}
+    figures = {"loss_curves": plot_loss_curves(logs, run_dir / "loss_curves.png", objectives).name}
+    per_phenomenon = {
+        f"{name} ({section})": {p: v["accuracy"] for p, v in ev["minimal_pairs"]["per_phenomenon"].items()}
+        for name, m in models.items() for section, ev in m["evaluation"].items() if ev.get("minimal_pairs")
+    }
+    if per_phenomenon:
+        figures["minimal_pairs"] = plot_minimal_pairs(per_phenomenon, run_dir / "minimal_pairs.png").name
+    return figures
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `hindi-lm compare` options."""
     parser.add_argument("--run-dir", type=Path, default=Path("runs/compare"))
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--corpus", nargs="+", default=None,
-                        help="default: bundled sample; 'shared' = the shared 6.9M-word corpus; or files/globs")
+    options.add_preset_argument(parser)
+    options.add_corpus_argument(parser)
     parser.add_argument("--word-budget", type=float, default=DEFAULT_WORD_BUDGET)
-    parser.add_argument("--models", nargs="+", choices=MODEL_TYPES, default=list(MODEL_TYPES))
-    parser.add_argument("--seed", type=int, default=42)
-    add_position_argument(parser)
-    parser.add_argument("--shared-data", default=None, help="shared data folder (default $HINDI_MODELS_SHARED_DATA "
-                                                             "or ../shared/data)")
+    parser.add_argument("--models", nargs="+", choices=architecture_names(), default=list(architecture_names()),
+                        help="architectures to compare (default: all of them)")
+    options.add_seed_argument(parser)
+    options.add_position_argument(parser)
+    options.add_mlm_probability_argument(parser)
+    options.add_shared_data_argument(parser)
     parser.add_argument("--max-eval-texts", type=int, default=200)
     parser.add_argument("--max-pairs", type=int, default=600, help="minimal pairs scored per model (0 = all)")
     parser.add_argument("--finetune-examples", type=int, default=400,
                         help="training/eval examples per fine-tuning task (0 = skip fine-tuning)")
     parser.add_argument("--finetune-seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    options.add_precision_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--cards-dir", type=Path, default=None,
                         help="also write each model's card here as <model>.md (e.g. model_cards/reference_mini)")
@@ -183,10 +200,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `hindi-lm compare` from parsed arguments."""
-    compare(run_dir=args.run_dir, preset=args.preset, corpus=single(args.corpus), word_budget=int(args.word_budget),
+    compare(run_dir=args.run_dir, preset=args.preset, corpus=options.single(args.corpus),
+            word_budget=int(args.word_budget),
             model_types=args.models, seed=args.seed, shared_data=args.shared_data,
             max_eval_texts=args.max_eval_texts, max_pairs=args.max_pairs or None, overwrite=args.overwrite,
             finetune_examples=args.finetune_examples, finetune_seeds=tuple(args.finetune_seeds),
             precision=args.precision, cards_dir=args.cards_dir,
-            encoder_position_embeddings=args.encoder_position_embeddings)
+            encoder_position_embeddings=args.encoder_position_embeddings,
+            mlm_probability=args.mlm_probability)
     return 0

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from training import options
 from training.data import shared_data_dir
 
 DEFAULT_EVAL_TEXT = "hindi_aesthetics_corpus/validation.txt"
@@ -32,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kinds", default="auto", choices=["auto", "causal", "masked", "both"],
         help="scoring: auto reads the config (GPT causal, BERT masked/PLL, hybrid both)",
     )
-    parser.add_argument(
-        "--shared-data", help="shared data folder (default: $HINDI_MODELS_SHARED_DATA, else ../shared/data)"
-    )
+    options.add_shared_data_argument(parser)
     parser.add_argument(
         "--eval-text", help=f"held-out text, one per line (default: <shared-data>/{DEFAULT_EVAL_TEXT}); 'none' skips"
     )
@@ -115,7 +114,7 @@ def summary(results: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, print the summary, write --output (input errors are reported by `training.cli.guarded`)."""
+    """Evaluate, print the summary, write --output (input errors are reported by `training.options.guarded`)."""
     from hindi_models.evaluation import evaluate_model, load_minimal_pairs
 
     if args.quiet:
@@ -164,12 +163,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hindi-lm evaluate", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    from training.cli import guarded
-
-    return guarded(run, parser.parse_args(argv))
+def main(argv=None) -> int:
+    """`python -m training.evaluate`: the same as `hindi-lm evaluate`."""
+    return options.standalone_main("evaluate", sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

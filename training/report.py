@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from hindi_models.cards import render_model_card
-from hindi_models.factory import write_text_atomic
+from hindi_models.files import write_text_atomic
 
 # ../shared/BASELINES.md, minimal pairs as written (ties wrong), for comparison beside our models.
 REFERENCE_PAIRS = {
@@ -18,7 +18,6 @@ REFERENCE_PAIRS = {
 }
 FINETUNE_COLUMNS = (("pos", "accuracy", "POS acc"), ("ner", "f1", "NER F1"), ("bbc_topic", "accuracy", "BBC acc"),
                     ("iitp_sentiment", "accuracy", "IITP acc"))
-OBJECTIVES = {"gpt": "causal LM", "bert": "masked LM (15%, 80/10/10)", "hybrid": "α·MLM + β·CLM"}
 
 
 def save_figure(fig, path: str | Path) -> None:
@@ -40,23 +39,26 @@ def read_log(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def plot_loss_curves(logs: dict[str, list[dict]], path: str | Path) -> Path:
-    """Training and validation loss of every model against words seen, on one plot."""
+def plot_loss_curves(logs: dict[str, list[dict]], path: str | Path, objectives: dict[str, str] | None = None) -> Path:
+    """Training and validation loss of every model against words seen, on one plot; `objectives` (the loss each
+    model minimises, e.g. "0.5·MLM + 0.5·CLM") label the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for (name, records), color in zip(logs.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+    for (name, records), color in zip(logs.items(), colors):
+        label = f"{name}: {objectives[name]}" if objectives and objectives.get(name) else name
         train = [(r["words_seen"], r["loss"]) for r in records if "loss" in r]
         val = [(r["words_seen"], r["eval_loss"]) for r in records if "eval_loss" in r]
         if train:
-            ax.plot(*zip(*train), color=color, alpha=0.45, linewidth=1, label=f"{name} train")
+            ax.plot(*zip(*train), color=color, alpha=0.45, linewidth=1, label=f"{label}, train")
         if val:
-            ax.plot(*zip(*val), color=color, marker="o", markersize=3, linewidth=1.8, label=f"{name} validation")
+            ax.plot(*zip(*val), color=color, marker="o", markersize=3, linewidth=1.8, label=f"{label}, validation")
     ax.set_xlabel("words seen")
-    ax.set_ylabel("loss (nats/token; hybrid: 0.5·MLM + 0.5·CLM)")
+    ax.set_ylabel("loss (nats/token)")
     ax.set_title("Pretraining loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
@@ -120,7 +122,7 @@ def comparison_table(results: dict) -> str:
         pairs = [f"{kind} {100 * ev['minimal_pairs']['accuracy']:.1f}%"
                  for kind, ev in (("causal", causal), ("PLL", masked)) if ev.get("minimal_pairs")]
         rows.append(
-            f"| **{name}** | {OBJECTIVES.get(name, name)} | {model['parameters']:,} | "
+            f"| **{name}** | {model.get('objective', name)} | {model['parameters']:,} | "
             f"{_fmt(model.get('train_tokens_per_second'), ',.0f')} | {_fmt(model.get('train_seconds'), '.0f')} | "
             f"{_fmt(model.get('words_seen'), ',')} | {_fmt(model.get('validation_clm_loss'))} | "
             f"{_fmt(model.get('validation_mlm_loss'))} | "

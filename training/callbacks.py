@@ -1,0 +1,94 @@
+"""Trainer callbacks of a pretraining run: the JSON log (and NaN stop), complete-checkpoint markers, the masking
+epoch, and BabyLM word snapshots; with the helpers that find and trim what a killed run left behind."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from hindi_models.factory import ModelFactory
+
+
+class JsonLogCallback(TrainerCallback):
+    """Appends every Trainer log (loss, learning rate, eval loss, words seen) to `log.jsonl`; stops on NaN/inf."""
+
+    def __init__(self, path: Path, tokens_per_word: float, tokens_per_step: int):
+        self.path, self.tokens_per_word, self.tokens_per_step = path, tokens_per_word, tokens_per_step
+        self.diverged_at: tuple[int, float] | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = dict(logs or {})
+        for key in ("loss", "eval_loss"):
+            if key in logs and not math.isfinite(logs[key]):
+                self.diverged_at = (state.global_step, logs[key])
+                control.should_training_stop = True
+                control.should_save = False
+        if state.is_world_process_zero:
+            words = state.global_step * self.tokens_per_step / self.tokens_per_word
+            record = {"step": state.global_step, "epoch": state.epoch, "words_seen": round(words), **logs}
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+COMPLETE_MARKER = "checkpoint_complete"
+
+
+class CheckpointCompleteCallback(TrainerCallback):
+    """Marks a Trainer checkpoint complete once everything in it is written (Trainer writes in place, so a
+    run killed mid-save leaves a partial `checkpoint-N` that resuming must skip)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                (folder / COMPLETE_MARKER).write_text(str(state.global_step))
+
+
+def last_complete_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest `checkpoint-N` carrying the completion marker."""
+    found = [p for p in checkpoint_dir.glob("checkpoint-*") if (p / COMPLETE_MARKER).is_file()]
+    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+def truncate_log(path: Path, last_step: int) -> None:
+    """Drop log records past `last_step`: a resumed run logs those steps again."""
+    if path.is_file():
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["step"] <= last_step]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+class MaskingEpochCallback(TrainerCallback):
+    """Tells a seeded masking collator the epoch, so each epoch draws new masks (dynamic masking) that a resumed
+    run reproduces exactly."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # At a fresh epoch start `state.epoch` is (about) an integer; when resuming mid-epoch, its fraction.
+        epoch = state.epoch or 0.0
+        self.collator.epoch = round(epoch) if abs(epoch - round(epoch)) < 1e-3 else math.floor(epoch)
+
+
+class WordCheckpointCallback(TrainerCallback):
+    """BabyLM-style snapshots: a Hub-ready `chck_{N}M` folder each time `every_words` more words are seen."""
+
+    def __init__(self, factory: ModelFactory, folder: Path, every_words: int, max_words: int,
+                 tokens_per_word: float, tokens_per_step: int, tokenizer):
+        self.factory, self.folder, self.every, self.max_words = factory, folder, every_words, max_words
+        self.tokens_per_word, self.tokens_per_step, self.tokenizer = tokens_per_word, tokens_per_step, tokenizer
+        self.saved: list[Path] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        words = state.global_step * self.tokens_per_step / self.tokens_per_word
+        milestone = (len(self.saved) + 1) * self.every
+        if words >= milestone and milestone <= self.max_words:
+            name = f"chck_{milestone / 1e6:g}M"
+            if state.is_world_process_zero:
+                self.factory.save_model(model, self.tokenizer, output_dir=self.folder / name,
+                                        metrics={"words_seen": round(words), "step": state.global_step})
+            self.saved.append(self.folder / name)

@@ -1,0 +1,86 @@
+"""Command-line pieces shared by the `hindi-lm` subcommands: one declaration per shared option, and the guard that
+turns bad input into one line and exit code 2. Subcommand modules import this; `training/cli.py` imports them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from hindi_models.configuration_hybrid import ENCODER_POSITION_EMBEDDINGS
+from hindi_models.presets import MLM_PROBABILITY
+
+
+class UserError(Exception):
+    """Bad input reported as one line, without a traceback."""
+
+
+# Errors that mean "your input is wrong": shown as one line naming the culprit, exit code 2.
+USER_ERRORS = (ValueError, OSError, UnicodeDecodeError, UserError)
+
+
+def guarded(run, args) -> int:
+    """Call a subcommand's `run(args)`; turn input errors into `hindi-lm: error: ...` and exit code 2."""
+    try:
+        return run(args) or 0
+    except USER_ERRORS as err:
+        if os.environ.get("HINDI_LM_DEBUG"):
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__  # library errors span lines; keep one
+        print(f"hindi-lm: error: {message}", file=sys.stderr)
+        return 2
+
+
+def standalone_main(name: str, module, argv=None) -> int:
+    """`python -m training.<name>`: the same options and error handling as `hindi-lm <name>`."""
+    parser = argparse.ArgumentParser(prog=f"hindi-lm {name}", description=module.__doc__.split("\n")[0])
+    module.add_arguments(parser)
+    return guarded(module.run, parser.parse_args(argv))
+
+
+def single(values):
+    """argparse `nargs="+"` gives a list; one value (e.g. "shared") stays a plain string for `load_corpus`."""
+    return values[0] if isinstance(values, list) and len(values) == 1 else values
+
+
+def add_corpus_argument(parser: argparse.ArgumentParser) -> None:
+    """`--corpus`: what to pretrain on (see `training.data.load_corpus`)."""
+    parser.add_argument("--corpus", nargs="+", default=None,
+                        help="txt/jsonl files, globs or folders, 'shared' (the shared 6.9M-word corpus) or "
+                             "hf://name[:config]; default: the bundled sample corpus")
+
+
+def add_preset_argument(parser: argparse.ArgumentParser) -> None:
+    """`--preset`: a bundled preset name or a YAML path."""
+    parser.add_argument("--preset", default="tiny", help="bundled preset name or YAML path (default: tiny)")
+
+
+def add_seed_argument(parser: argparse.ArgumentParser) -> None:
+    """`--seed`: model initialisation, data order and masks."""
+    parser.add_argument("--seed", type=int, default=42, help="seed of initialisation, data order and masks")
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """`--precision`: auto = bf16 on GPUs and CPUs with native bf16, else fp32."""
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="auto: bf16 where the GPU or CPU supports it natively, else fp32 (default: auto)")
+
+
+def add_shared_data_argument(parser: argparse.ArgumentParser) -> None:
+    """`--shared-data`: the read-only folder of Hindi evaluation data."""
+    parser.add_argument("--shared-data", default=None,
+                        help="shared data folder (default: $HINDI_MODELS_SHARED_DATA, else ../shared/data)")
+
+
+def add_position_argument(parser: argparse.ArgumentParser) -> None:
+    """`--encoder-positions`: override the preset's `encoder_position_embeddings` (bert, hybrid encoder)."""
+    parser.add_argument("--encoder-positions", dest="encoder_position_embeddings", choices=ENCODER_POSITION_EMBEDDINGS,
+                        help="rotary (RoFormer) or absolute (stock BERT) positions for bert and the hybrid's "
+                        "encoder (default: the preset's)")
+
+
+def add_mlm_probability_argument(parser: argparse.ArgumentParser) -> None:
+    """`--mlm-probability`: the masking rate of the masked objectives (bert, the hybrid's encoder)."""
+    parser.add_argument("--mlm-probability", type=float, default=None,
+                        help=f"share of tokens the masked objectives predict (default: the preset's, else "
+                             f"{MLM_PROBABILITY:g})")
