@@ -47,6 +47,7 @@ class Architecture:
     loader: str  # the transformers Auto class that loads the whole pretrained model
     pipeline_tag: str
     usage: str  # the card's code example; `{repo}` is the repo id
+    tokenizer_template: str  # the saved folder's post-processor: "causal" ([CLS] text) or "document" (+ [SEP])
     auto_classes: Mapping[str, type] = field(default_factory=dict)  # remote code: Auto class name -> class
     config_class: type | None = None  # remote code: the config class registered with AutoConfig
 
@@ -95,7 +96,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             variants=_every_position(Variant(
                 "gpt2", GPT2LMHeadModel, (_DECODER_LAYER,),
                 "GPT-2 style causal language model", "A GPT-2 style causal language model")),
-            loader="AutoModelForCausalLM", pipeline_tag="text-generation",
+            loader="AutoModelForCausalLM", pipeline_tag="text-generation", tokenizer_template="causal",
             usage='from transformers import pipeline\n\ngenerate = pipeline("text-generation", model="{repo}")\n'
                   'print(generate("भारत एक", max_new_tokens=30, do_sample=True, temperature=0.8, top_k=50, '
                   'top_p=0.95))',
@@ -112,6 +113,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                     "A BERT style masked language model with rotary position embeddings (stock RoFormer)"),
             },
             loader="AutoModelForMaskedLM", pipeline_tag="fill-mask", usage=_FILL_MASK,
+            tokenizer_template="document",
         ),
         Architecture(
             name="hybrid", title="GPT+BERT hybrid", objective="{mlm_loss_weight:g}·MLM + {clm_loss_weight:g}·CLM",
@@ -125,9 +127,12 @@ ARCHITECTURES: dict[str, Architecture] = {
                     _HYBRID_TEXT[0].format(encoder="RoFormer (rotary BERT)"),
                     _HYBRID_TEXT[1].format(with_positions=" with rotary positions")),
             },
-            loader="AutoModel", pipeline_tag="text-generation",
+            # One folder serves generation (the pipeline task) and the encoder: prompts stay open; the scorers and
+            # the training data place [SEP] themselves.
+            loader="AutoModel", pipeline_tag="text-generation", tokenizer_template="causal",
             usage='from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer\n\n'
-                  'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+                  '# the tokenizer is stock: it needs no remote code\n'
+                  'tokenizer = AutoTokenizer.from_pretrained("{repo}", trust_remote_code=False)\n'
                   '# generation through the decoder, understanding through the encoder\n'
                   'decoder = AutoModelForCausalLM.from_pretrained("{repo}", trust_remote_code=True, '
                   'revision="<commit sha>")\n'

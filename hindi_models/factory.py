@@ -20,7 +20,7 @@ from .cards import render_model_card
 from .files import atomic_directory, write_json
 from .models import build_model, count_parameters, special_token_ids
 from .presets import Preset, load_preset
-from .tokenizer import check_tokenizer_matches
+from .tokenizer import check_tokenizer_matches, save_tokenizer, tokenizer_for_model
 
 WEIGHTS = "model.safetensors"
 DEFAULT_EXPERIMENT = "hindi_babylm_baseline"
@@ -96,13 +96,22 @@ class ModelFactory:
         with atomic_directory(target) as tmp:
             model.save_pretrained(tmp)
             if tokenizer is not None:
-                tokenizer.save_pretrained(tmp)
+                save_tokenizer(self.tokenizer_for(model, tokenizer), tmp)
             write_json(tmp / "metrics.json", metrics or {})
             write_json(tmp / "training_config.json", {"preset": self.config.to_dict(), **(training_config or {})})
             card = render_model_card(model.config, metrics=metrics, parameters=count_parameters(model)[0],
                                      **(card_info or {}))
             card.save(tmp / "README.md")
         return target
+
+    @staticmethod
+    def tokenizer_for(model: PreTrainedModel, tokenizer):
+        """The tokenizer a saved folder of `model` carries: its architecture's post-processor (causal models get
+        `[CLS] text`, masked ones `[CLS] text [SEP]`) and the model's number of positions as `model_max_length`."""
+        found = architecture_of(model.config)
+        if found is None or not hasattr(tokenizer, "backend_tokenizer"):
+            return tokenizer
+        return tokenizer_for_model(tokenizer, found[0].tokenizer_template, model.config.max_position_embeddings)
 
     def save_checkpoint(self, model: PreTrainedModel, optimizer: torch.optim.Optimizer | None, epoch: int,
                         step: int, metrics: dict | None = None, scheduler=None) -> Path:

@@ -88,11 +88,9 @@ def model_max_length(model, tokenizer=None) -> int | None:
     return min(limits) if limits else None
 
 
-def _encode(tokenizer, texts: Sequence[str], **kwargs) -> list[dict]:
-    """Tokenize with the tokenizer's own special tokens (for ours: `[CLS] text [SEP]`)."""
-    enc = tokenizer(list(texts), add_special_tokens=True, return_attention_mask=False, **kwargs)
-    keys = list(enc.keys())
-    return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+def _text_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """The texts' own tokens, without any special token (those are placed by the scoring functions)."""
+    return tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)["input_ids"]
 
 
 def _pad_id(tokenizer) -> int:
@@ -120,12 +118,26 @@ def causal_start_id(tokenizer) -> int:
     )
 
 
-def _with_start_token(ids: list[int], tokenizer) -> list[int]:
-    """Prepend the start token unless the tokenizer already added one (ours adds [CLS] itself)."""
-    starts = {t for t in (tokenizer.bos_token_id, tokenizer.cls_token_id) if t is not None}
-    if ids and ids[0] in starts:
-        return ids
-    return [causal_start_id(tokenizer)] + ids
+def causal_document(ids: list[int], tokenizer) -> list[int]:
+    """`start + text + end`: the start token (`causal_start_id`), the text, and the token that closes a document:
+    the EOS when it is a token of its own, else [SEP] after a [CLS] start. Ours: `[CLS] text [SEP]`, the training
+    documents, whatever the folder's post-processor adds; GPT-2's `<|endoftext|>` is its start too, so there the
+    text is scored without an end, as lm-evaluation-harness does."""
+    start, eos, sep = causal_start_id(tokenizer), tokenizer.eos_token_id, tokenizer.sep_token_id
+    if eos is not None and eos != start:
+        return [start, *ids, eos]
+    if eos is None and sep is not None and start == tokenizer.cls_token_id:
+        return [start, *ids, sep]
+    return [start, *ids]
+
+
+def masked_document(ids: list[int], tokenizer) -> tuple[list[int], list[int]]:
+    """(`[CLS] text [SEP]`, special-token mask) where the tokenizer has both (BERT, RoBERTa's `<s> … </s>`,
+    ours), else the tokenizer's own template."""
+    if tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None:
+        return [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id], [1] + [0] * len(ids) + [1]
+    full = tokenizer.build_inputs_with_special_tokens(list(ids))
+    return full, tokenizer.get_special_tokens_mask(list(ids), already_has_special_tokens=False)
 
 
 def causal_windows(ids: Sequence[int], max_length: int | None, stride: int | None = None):
@@ -155,16 +167,16 @@ def causal_sentence_scores(model, tokenizer, texts: Sequence[str], batch_size: i
                            stride: int | None = None, progress: bool = True) -> list[SentenceScore]:
     """Log-probability (nats) of each text under a causal LM.
 
-    Each text is encoded by the tokenizer with its special tokens; if it did not add a BOS, `causal_start_id`
-    is prepended. Every token after that first one is scored, including a closing [SEP]/EOS when the tokenizer
-    adds one (ours does: it is the document boundary the models were trained with; GPT-2's tokenizer adds none,
-    so there only the text's tokens count). Texts longer than `max_length` (default: the model's context) are
-    scored with `causal_windows`. Windows of all texts are batched together, longest first, right-padded.
+    Each text is scored as `causal_document`: start token, the text's tokens, and the EOS where it is a token
+    of its own. Every token after the start is scored, the closing [SEP] included (ours: it is the document
+    boundary the models were trained with; GPT-2 has none, so there only the text's tokens count). Texts longer
+    than `max_length` (default: the model's context) are scored with `causal_windows`. Windows of all texts are
+    batched together, longest first, right-padded.
     """
     max_length = max_length or model_max_length(model, tokenizer)
     rows = []  # (text index, window ids, first scored position)
-    for i, enc in enumerate(_encode(tokenizer, texts)):
-        ids = _with_start_token(list(enc["input_ids"]), tokenizer)
+    for i, text_ids in enumerate(_text_ids(tokenizer, texts)):
+        ids = causal_document(list(text_ids), tokenizer)
         rows += [(i, w, first) for w, first in causal_windows(ids, max_length, stride)]
     rows.sort(key=lambda r: -len(r[1]))  # similar lengths together: less padding
 
@@ -207,19 +219,18 @@ def masked_sentence_scores(model, tokenizer, texts: Sequence[str], batch_size: i
                            progress: bool = True) -> list[SentenceScore]:
     """Pseudo-log-likelihood (nats) of each text under a masked LM (Salazar et al. 2020).
 
-    Every token the tokenizer did not add itself ([CLS]/[SEP] are not scored) is replaced by [MASK] in its own
-    copy of the text, and log p(original token) is read at that position, all other tokens visible. The copies
+    Each text is scored as `masked_document` (`[CLS] text [SEP]`); every token of the text (not [CLS]/[SEP]) is
+    replaced by [MASK] in its own copy of the text, and log p(original token) is read at that position, all other tokens visible. The copies
     are consecutive rows, so a sentence's copies share one forward pass when they fit in `batch_size` rows.
     """
     if tokenizer.mask_token_id is None:
         raise ValueError(f"{type(tokenizer).__name__} has no mask token: pseudo-log-likelihood needs one")
     max_length = max_length or model_max_length(model, tokenizer)
-    encodings = _encode(tokenizer, texts, return_special_tokens_mask=True)
-    order = sorted(range(len(texts)), key=lambda i: -len(encodings[i]["input_ids"]))
+    documents = [masked_document(list(ids), tokenizer) for ids in _text_ids(tokenizer, texts)]
+    order = sorted(range(len(texts)), key=lambda i: -len(documents[i][0]))
     rows = []
     for i in order:
-        enc = encodings[i]
-        rows += _pll_rows(i, list(enc["input_ids"]), enc["special_tokens_mask"], max_length)
+        rows += _pll_rows(i, *documents[i], max_length)
 
     logprob, tokens = [0.0] * len(texts), [0] * len(texts)
     device = _device(model)
@@ -290,8 +301,10 @@ __all__ = [
     "KINDS",
     "SentenceScore",
     "causal_sentence_scores",
+    "causal_document",
     "causal_start_id",
     "causal_windows",
+    "masked_document",
     "masked_sentence_scores",
     "model_max_length",
     "sentence_scores",

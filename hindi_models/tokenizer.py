@@ -2,7 +2,9 @@
 
 The tokenizer is a character-level BPE (`tokenizers` library) with byte fallback:
 
-* normalizer: Unicode NFC, so the same word always has the same code points;
+* normalizer: Unicode NFC, so the same word always has the same code points, then one space prepended to the
+  text (as `add_prefix_space` / SentencePiece do), so the first word of a line has the same tokens as the same
+  word anywhere else; the decoder drops exactly that space again;
 * pre-tokenizer: a GPT-2-style regex in which letters *and combining marks* (matras, virama, nukta,
   anusvara, chandrabindu; Unicode category M) and ZWJ/ZWNJ form one chunk. GPT-2's own regex uses
   `\\p{L}+`, which cuts every Hindi word at each matra (1.57 chars/token at vocab 8000 on Hindi; this one
@@ -10,8 +12,11 @@ The tokenizer is a character-level BPE (`tokenizers` library) with byte fallback
 * model: BPE over characters, a space being part of the word that follows it (like GPT-2's "Ġ");
   characters never seen in training (emoji, other scripts) fall back to the 256 byte tokens
   `<0x00>`..`<0xFF>` at ids 5-260, so there is never an [UNK] and `decode(encode(x)) == NFC(x)` exactly;
+* special tokens: they absorb the spaces written around them (`lstrip`/`rstrip`), so "एक [MASK] है" and
+  "[CLS] text [SEP]" give no separate space token;
 * post-processor: `[CLS] $A [SEP]` (pairs: `[CLS] $A [SEP] $B [SEP]`), the one document convention
-  of all three architectures (see `BOS_ID`/`EOS_ID` below).
+  of every architecture's training data (see `BOS_ID`/`EOS_ID` below). A saved model folder gets the template of
+  its architecture (`tokenizer_for_model`): causal models `[CLS] $A`, so a prompt does not end the document.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 # Special tokens at fixed ids 0-4, shared by every architecture and by the presets' model configs.
@@ -68,10 +73,12 @@ def _initial_alphabet() -> list[str]:
 def build_backend(byte_fallback: bool = True) -> Tokenizer:
     """The untrained `tokenizers.Tokenizer` pipeline (normalizer, pre-tokenizer, model, decoder)."""
     tok = Tokenizer(models.BPE(unk_token=UNK_TOKEN, byte_fallback=byte_fallback))
-    tok.normalizer = normalizers.NFC()
+    # Each piece of text between special tokens gets the prefix space; the special tokens strip the spaces around
+    # them (see `train_tokenizer`), so a piece never starts with two.
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Prepend(" ")])
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated")
-    # Tokens carry their own spaces, so decoding is byte fallback + plain concatenation.
-    tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+    # Tokens carry their own spaces, so decoding is byte fallback + concatenation, minus the prefix space.
+    tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
     return tok
 
 
@@ -117,13 +124,42 @@ def _with_byte_tokens(tok: Tokenizer) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(state))
 
 
-def _wrap(backend: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
+def tokenizer_for_model(tokenizer, template: str, model_max_length: int) -> PreTrainedTokenizerFast:
+    """A copy of a trained tokenizer for one saved model folder: the post-processor of its architecture
+    (`document` or `causal`, see TEMPLATES) and the model's own length, so truncation never exceeds its positions."""
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    copy = _wrap(backend, model_max_length, template)
+    if hasattr(tokenizer, "fertility"):
+        copy.fertility = tokenizer.fertility
+    return copy
+
+
+def save_tokenizer(tokenizer, folder: str | Path) -> None:
+    """`save_pretrained`, naming the class `PreTrainedTokenizerFast` in `tokenizer_config.json`: the name
+    transformers 4.x knows too (5.x writes `TokenizersBackend`, which 4.x cannot load), and one `AutoTokenizer`
+    resolves without asking for remote code."""
+    tokenizer.save_pretrained(str(folder))
+    config_file = Path(folder) / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+# Post-processor templates: `document` wraps every text as the training data does; `causal` leaves a prompt open.
+TEMPLATES = {
+    "document": dict(single=f"{CLS_TOKEN} $A {SEP_TOKEN}", pair=f"{CLS_TOKEN} $A {SEP_TOKEN} $B:1 {SEP_TOKEN}:1"),
+    "causal": dict(single=f"{CLS_TOKEN} $A", pair=f"{CLS_TOKEN} $A {SEP_TOKEN} $B:1"),
+}
+
+
+def _post_processor(template: str) -> processors.TemplateProcessing:
+    return processors.TemplateProcessing(**TEMPLATES[template],
+                                         special_tokens=[(CLS_TOKEN, CLS_ID), (SEP_TOKEN, SEP_ID)])
+
+
+def _wrap(backend: Tokenizer, model_max_length: int, template: str = "document") -> PreTrainedTokenizerFast:
     """Wrap a trained backend as a transformers fast tokenizer with the special-token roles set."""
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{CLS_TOKEN} $A {SEP_TOKEN}",
-        pair=f"{CLS_TOKEN} $A {SEP_TOKEN} $B:1 {SEP_TOKEN}:1",
-        special_tokens=[(CLS_TOKEN, CLS_ID), (SEP_TOKEN, SEP_ID)],
-    )
+    backend.post_processor = _post_processor(template)
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token=PAD_TOKEN,
@@ -164,7 +200,10 @@ def train_tokenizer(
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(BYTE_TOKENS),
         min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS,
+        # A special token takes the spaces written around it (`lstrip`/`rstrip`), so the text after it starts without
+        # one and gets the prefix space like any text: "एक [MASK] है" is " एक" [MASK] " है", no lone space token.
+        special_tokens=[AddedToken(t, special=True, normalized=False, lstrip=True, rstrip=True)
+                        for t in SPECIAL_TOKENS],
         initial_alphabet=alphabet,
         # Rare characters beyond the initial alphabet (other scripts) may take at most a quarter of the
         # learned vocabulary; the rest fall back to bytes. Keeps len(tokenizer) <= vocab_size always.
@@ -184,7 +223,7 @@ def train_tokenizer(
                 f"{stats['tokens_per_word']:.3f} tokens/word, unk rate {stats['unk_rate']:.2g}"
             )
     if output_dir is not None:
-        tokenizer.save_pretrained(str(output_dir))
+        save_tokenizer(tokenizer, output_dir)
         if held_out is not None:
             (Path(output_dir) / "fertility.json").write_text(json.dumps(stats, indent=2) + "\n")
     return tokenizer
@@ -229,6 +268,13 @@ def encode_batch(tokenizer, texts: list[str], add_special_tokens: bool = True) -
         return tokenizer(texts, add_special_tokens=add_special_tokens, return_attention_mask=False,
                          return_token_type_ids=False, verbose=False)["input_ids"]
     return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)]
+
+
+def encode_documents(tokenizer, texts: list[str]) -> list[list[int]]:
+    """`[CLS] text [SEP]` per text, the training documents of every architecture, whatever template the
+    tokenizer's post-processor has (a causal model folder's adds no [SEP])."""
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    return [[cls_id, *ids, sep_id] for ids in encode_batch(tokenizer, texts, add_special_tokens=False)]
 
 
 def tokenizer_fertility(tokenizer, texts, batch_size: int = 1000) -> dict:

@@ -99,6 +99,7 @@ def llama_entry() -> Architecture:
         variants=architectures._every_position(Variant("llama", LlamaForCausalLM, ("LlamaDecoderLayer",),
                                                        "Llama style causal LM", "A Llama style causal LM")),
         loader="AutoModelForCausalLM", pipeline_tag="text-generation", usage="pipeline('text-generation', '{repo}')",
+        tokenizer_template="causal",
     )
 
 

@@ -37,15 +37,15 @@ DEFAULT_WORD_BUDGET = 1_000_000
 
 
 def generation_samples(model_dir: Path, prompts=PROMPTS, seed: int = 0) -> list[dict]:
-    """Samples from a causal model (GPT, hybrid decoder) with the design's settings; prompts start with [CLS]."""
+    """Samples from a causal model (GPT, hybrid decoder) with the design's settings; the folder's tokenizer opens
+    each prompt as a document (`[CLS] prompt`), as a user's plain `tokenizer(prompt)` call does."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=True).eval()
     rows = []
     for i, prompt in enumerate(prompts):
-        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
-        ids = torch.cat([torch.tensor([[tokenizer.cls_token_id]]), ids], dim=1)  # documents start with [CLS]
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
         torch.manual_seed(seed + i)
         out = model.generate(ids, attention_mask=torch.ones_like(ids), pad_token_id=tokenizer.pad_token_id,
                              **SAMPLING)

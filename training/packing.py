@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict, List, Value
 from datasets.fingerprint import Hasher
 
-from hindi_models.tokenizer import encode_batch
+from hindi_models.tokenizer import encode_documents
 
 _TOKENIZED = Features({"input_ids": List(Value("int32")), "n_chars": Value("int64"), "n_words": Value("int64")})
 _PACKED = Features({"input_ids": List(Value("int32"))})
@@ -34,10 +34,10 @@ def _map(ds, fn, features, num_proc, desc: str, cache_file: str | None):
 
 def _tokenize_split(dataset, tokenizer, block_size: int, num_proc, cache_dir):
     def tokenize(batch):
-        # The post-processor wraps every line as [CLS] ... [SEP]; lines longer than the model are fine
-        # here, they are cut into blocks below.
+        # Every line is a document `[CLS] ... [SEP]`; lines longer than the model are fine here, they are cut into
+        # blocks below.
         return {
-            "input_ids": encode_batch(tokenizer, batch["text"]),
+            "input_ids": encode_documents(tokenizer, batch["text"]),
             "n_chars": [len(t) for t in batch["text"]],
             "n_words": [len(t.split()) for t in batch["text"]],
         }
@@ -50,7 +50,7 @@ def _tokenize_split(dataset, tokenizer, block_size: int, num_proc, cache_dir):
 
     streaming = isinstance(dataset, IterableDataset)
     tokenized = _map(dataset, tokenize, _TOKENIZED, num_proc, "tokenizing",
-                     None if streaming else _cache_file(dataset, cache_dir, "tokenized", tokenizer))
+                     None if streaming else _cache_file(dataset, cache_dir, "tokenized", tokenizer, "documents"))
     packed = _map(tokenized, group_texts, _PACKED, num_proc, f"packing into blocks of {block_size}",
                   None if streaming else _cache_file(tokenized, cache_dir, "packed", block_size))
     if streaming:
