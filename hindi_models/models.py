@@ -51,12 +51,7 @@ def shape_config(preset: Preset, vocab_size: int | None = None, token_ids: dict 
         tie_lm_heads=preset.tie_lm_heads,
         encoder_position_embeddings=preset.encoder_position_embeddings,
         sparse_prediction=True,  # pretraining needs only the masked positions' MLM logits
-        pad_token_id=ids["pad"],
-        bos_token_id=ids["bos"],
-        eos_token_id=ids["eos"],
-        cls_token_id=ids["cls"],
-        sep_token_id=ids["sep"],
-        mask_token_id=ids["mask"],
+        **{f"{name}_token_id": ids[name] for name in ("pad", "bos", "eos", "cls", "sep", "mask")},
     )
 
 

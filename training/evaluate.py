@@ -135,23 +135,10 @@ def run(args: argparse.Namespace) -> int:
     if pairs_source is not None:
         limit = args.max_pairs or None
         pairs = load_minimal_pairs(pairs_source, config=args.pairs_config, split=args.pairs_split, limit=limit)
-    results = evaluate_model(
-        model,
-        tokenizer=args.tokenizer,
-        eval_texts=texts,
-        minimal_pairs=pairs,
-        kinds=args.kinds,
-        trust_remote_code=args.trust_remote_code,
-        revision=args.revision,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        stride=args.stride,
-        max_texts=args.max_texts or None,
-        strip_final_danda=args.strip_final_danda,
-        dtype=args.dtype,
-        device=args.device,
-        progress=not args.quiet,
-    )
+    passed = ("tokenizer", "kinds", "trust_remote_code", "revision", "batch_size", "max_length", "stride",
+              "strip_final_danda", "dtype", "device")
+    results = evaluate_model(model, eval_texts=texts, minimal_pairs=pairs, max_texts=args.max_texts or None,
+                             progress=not args.quiet, **{name: getattr(args, name) for name in passed})
     results["eval_text"] = str(texts) if texts is not None else None
     results["minimal_pairs"] = str(pairs_source) if pairs_source is not None else None
     print(summary(results))
