@@ -125,3 +125,19 @@ def test_bad_input_is_one_line_exit_2_and_nothing_overwritten(builder, expected,
     assert "Traceback" not in err and len(errors) == 1 and errors[0].startswith("hindi-lm: error:"), err
     assert expected in errors[0]
     assert (previous / "model.safetensors").read_text() == "weights of an earlier run"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pretrain", "--word-budget", "-5"], "--word-budget must be positive, got -5"),
+    (["pretrain", "--batch-size", "0"], "--batch-size must be positive, got 0"),
+    (["pretrain", "--learning-rate", "-1"], "--learning-rate must be positive, got -1.0"),
+    (["pretrain", "--mlm-probability", "1.5"], "--mlm-probability must be between 0 and 1, got 1.5"),
+    (["compare", "--word-budget", "0"], "--word-budget must be positive, got 0"),
+])
+def test_bad_run_settings_are_refused_before_any_work(argv, message, tmp_path, capsys):
+    """Refused before the corpus is read or a tokenizer trained: nothing is written to the output folders."""
+    out = tmp_path / "out"
+    where = ["--output-dir", str(out)] if argv[0] == "pretrain" else ["--run-dir", str(out)]
+    assert main([*argv, *where]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "out_checkpoints").exists()

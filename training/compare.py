@@ -92,6 +92,8 @@ def compare(
     the measured results at the end, and also written to `cards_dir/<model>.md` when given.
     """
     started = time.time()
+    if word_budget <= 0:
+        raise ValueError(f"--word-budget must be positive, got {word_budget}")
     run_dir = Path(run_dir)
     check_output_dir(run_dir, overwrite, resume=False)
     preset_obj = preset if isinstance(preset, Preset) else load_preset(preset)

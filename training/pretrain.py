@@ -153,6 +153,18 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if cpu_supports_bf16() else "fp32"
 
 
+def check_settings(settings: PretrainSettings, hparams: TrainingHyperparameters) -> None:
+    """Refuse run lengths and hyperparameters that cannot train, before any data or tokenizer work."""
+    positive = {"word_budget": settings.word_budget, "max_steps": settings.max_steps, "epochs": settings.epochs,
+                "batch_size": hparams.batch_size, "learning_rate": hparams.learning_rate,
+                "gradient_accumulation_steps": hparams.gradient_accumulation_steps}
+    for name, value in positive.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if not 0 < hparams.mlm_probability < 1:
+        raise ValueError(f"--mlm-probability must be between 0 and 1, got {hparams.mlm_probability}")
+
+
 def start_run(settings: PretrainSettings) -> Run:
     """Resolve the preset and hyperparameters, check the output folder, find the checkpoint to resume from."""
     arch = get_architecture(settings.model_type)
@@ -160,6 +172,7 @@ def start_run(settings: PretrainSettings) -> Run:
     preset = preset.with_overrides(model_type=arch.name,
                                    encoder_position_embeddings=settings.encoder_position_embeddings)
     hparams = preset.hyperparameters(arch.name, **settings.hyperparameters)
+    check_settings(settings, hparams)
     output_dir = Path(settings.output_dir)
     checkpoint_dir = (Path(settings.checkpoint_dir) if settings.checkpoint_dir
                       else output_dir.with_name(output_dir.name + "_checkpoints"))
