@@ -300,9 +300,13 @@ def validation_losses(model, dataset, collator, batch_size: int = 16, seed: int 
         batch = {k: v.to(device) for k, v in batch.items()}
         out = model(**batch)
         # Causal labels are shifted inside the model, so the first position is never predicted.
-        parts = {"causal": {"clm_loss": (out.loss, batch["labels"][:, 1:])},
-                 "masked": {"mlm_loss": (out.loss, batch["labels"])}}.get(kind) or {
-            "clm_loss": (out.clm_loss, batch["labels"][:, 1:]), "mlm_loss": (out.mlm_loss, batch["mlm_labels"])}
+        if kind == "causal":
+            parts = {"clm_loss": (out.loss, batch["labels"][:, 1:])}
+        elif kind == "masked":
+            parts = {"mlm_loss": (out.loss, batch["labels"])}
+        else:  # causal+masked: the hybrid's two partial losses
+            parts = {"clm_loss": (out.clm_loss, batch["labels"][:, 1:]),
+                     "mlm_loss": (out.mlm_loss, batch["mlm_labels"])}
         for name, (loss, labels) in parts.items():
             n = int((labels != -100).sum())
             total = totals.setdefault(name, [0.0, 0])
