@@ -1,12 +1,13 @@
-"""The one registry of architectures: what the package and the pipeline know about gpt, bert and the hybrid.
+"""The one registry of architectures: what the package and the pipeline know about gpt, bert, the hybrid and gpt_bert.
 
 Each `Architecture` says how it is built from a preset, which collator trains it, how it is scored, which Auto
 classes serve it, which layer classes FSDP wraps and what its model card says. The CLI choices, the comparison
 loop, the report, the cards, `detect_kinds`, `_no_split_modules` and the in-process Auto registration all read
 from here. Adding an architecture = its flat `configuration_x.py` / `modeling_x.py` pair + one entry below.
 
-The remote-code files (`configuration_hybrid.py`, `modeling_hybrid.py`) stay self-contained and do not import this
-module; `tests/test_architectures.py` checks that their `AUTO_MAP` and layer classes equal the entries here.
+The remote-code files (`configuration_hybrid.py` / `modeling_hybrid.py`, `configuration_gpt_bert.py` /
+`modeling_gpt_bert.py`) stay self-contained and do not import this module; `tests/test_architectures.py` checks
+that their `AUTO_MAP` and layer classes equal the entries here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 
 from transformers import BertForMaskedLM, GPT2LMHeadModel, PreTrainedConfig, RoFormerForMaskedLM
 
-from . import modeling_hybrid
+from . import modeling_gpt_bert, modeling_hybrid
+from .configuration_gpt_bert import GPTBERTConfig
 from .configuration_hybrid import ENCODER_POSITION_EMBEDDINGS, HybridGPTBERTConfig
 from .scoring import KINDS  # noqa: F401 (the kinds an evaluation section may have)
 
@@ -39,8 +41,9 @@ class Architecture:
 
     name: str  # `--model-type`, preset `model_type`, run sub-folder
     title: str  # one line, printed when a model is created
-    objective: str  # report text; `{mlm_probability:.0%}`, `{mlm_loss_weight:g}`, `{clm_loss_weight:g}` filled in
-    collator: str  # `training.collators` kind: "causal", "masked" or "causal+masked"
+    objective: str  # report text; `{mlm_probability}`, `{mlm_loss_weight}`, `{clm_loss_weight}`, `{causal_fraction}`
+    collator: str  # `training.collators` kind: "causal", "masked", "causal+masked" (both copies of every example)
+    #                or "causal|masked" (each example one or the other)
     sections: Mapping[str, str]  # evaluation sections {name: kind in KINDS}
     config: Callable[[HybridGPTBERTConfig], PreTrainedConfig]  # the config from the preset's shared shape
     variants: Mapping[str, Variant]  # by encoder_position_embeddings
@@ -67,10 +70,11 @@ class Architecture:
                              f"got {encoder_position_embeddings!r}")
         return self.variants[encoder_position_embeddings]
 
-    def describe_objective(self, mlm_probability: float, mlm_loss_weight: float, clm_loss_weight: float) -> str:
+    def describe_objective(self, mlm_probability: float, mlm_loss_weight: float, clm_loss_weight: float,
+                           causal_fraction: float = 0.0) -> str:
         """The objective as trained, e.g. "masked LM (15%, 80/10/10)" or "0.5·MLM + 0.5·CLM"."""
         return self.objective.format(mlm_probability=mlm_probability, mlm_loss_weight=mlm_loss_weight,
-                                     clm_loss_weight=clm_loss_weight)
+                                     clm_loss_weight=clm_loss_weight, causal_fraction=causal_fraction)
 
 
 def _every_position(variant: Variant) -> dict[str, Variant]:
@@ -131,13 +135,16 @@ ARCHITECTURES: dict[str, Architecture] = {
             # the training data place [SEP] themselves.
             loader="AutoModel", pipeline_tag="text-generation", tokenizer_template="causal",
             usage='from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer\n\n'
+                  'repo = "{repo}"\n'
                   '# the tokenizer is stock: it needs no remote code\n'
-                  'tokenizer = AutoTokenizer.from_pretrained("{repo}", trust_remote_code=False)\n'
-                  '# generation through the decoder, understanding through the encoder\n'
-                  'decoder = AutoModelForCausalLM.from_pretrained("{repo}", trust_remote_code=True, '
-                  'revision="<commit sha>")\n'
-                  'encoder = AutoModelForMaskedLM.from_pretrained("{repo}", trust_remote_code=True, '
-                  'revision="<commit sha>")',
+                  'tokenizer = AutoTokenizer.from_pretrained(repo, trust_remote_code=False)\n'
+                  '# generation through the decoder (from the Hub, add revision="<commit sha>", see below)\n'
+                  'decoder = AutoModelForCausalLM.from_pretrained(repo, trust_remote_code=True)\n'
+                  'prompt = tokenizer("भारत एक", return_tensors="pt")\n'
+                  'output = decoder.generate(**prompt, max_new_tokens=30, do_sample=True, top_k=50)\n'
+                  'print(tokenizer.decode(output[0], skip_special_tokens=True))\n'
+                  '# understanding through the encoder\n'
+                  'encoder = AutoModelForMaskedLM.from_pretrained(repo, trust_remote_code=True)',
             auto_classes={
                 "AutoModel": _HYBRID,
                 "AutoModelForPreTraining": _HYBRID,
@@ -147,6 +154,42 @@ ARCHITECTURES: dict[str, Architecture] = {
                 "AutoModelForTokenClassification": modeling_hybrid.HybridGPTBERTForTokenClassification,
             },
             config_class=HybridGPTBERTConfig,
+        ),
+        Architecture(
+            name="gpt_bert", title="GPT-BERT (one GPT-2 stack: causal LM + masked next-token prediction)",
+            objective="causal LM on {causal_fraction:.1%} of rows + masked next-token prediction "
+                      "({mlm_probability:.0%}, 80/10/10)",
+            collator="causal|masked", sections={"causal": "causal", "masked": "masked"},
+            # The project's GPT of the preset, as a GPT-BERT: the same stack, so the same parameters.
+            config=lambda shape: GPTBERTConfig.from_gpt2_config(
+                shape.decoder_config(), cls_token_id=shape.cls_token_id, sep_token_id=shape.sep_token_id,
+                mask_token_id=shape.mask_token_id),
+            variants=_every_position(Variant(
+                "gpt_bert", modeling_gpt_bert.GPTBERTForPreTraining, (modeling_gpt_bert.LAYER_CLASS,),
+                "GPT-BERT (one GPT-2 stack, causal and masked next-token prediction)",
+                "A GPT-BERT (Charpentier & Samuel 2024): one GPT-2 stack trained on a mix of causal examples (causal "
+                "attention) and masked examples (bidirectional attention, masked next-token prediction), both read "
+                "from one head tied to the token embedding")),
+            # Generation is the pipeline task, so prompts stay open; the scorers place [SEP] themselves.
+            loader="AutoModelForPreTraining", pipeline_tag="text-generation", tokenizer_template="causal",
+            usage='from transformers import pipeline\n\n'
+                  'repo = "{repo}"  # from the Hub, add revision="<commit sha>" (the folder runs its own code)\n'
+                  '# the causal mode generates\n'
+                  'generate = pipeline("text-generation", model=repo, trust_remote_code=True)\n'
+                  'print(generate("भारत एक", max_new_tokens=30, do_sample=True, temperature=0.8, top_k=50, '
+                  'top_p=0.95))\n'
+                  '# the bidirectional mode fills masks\n'
+                  'fill = pipeline("fill-mask", model=repo, trust_remote_code=True)\n'
+                  'print(fill("भारत एक विशाल [MASK] है।"))',
+            auto_classes={
+                "AutoModel": modeling_gpt_bert.GPTBERTModel,
+                "AutoModelForPreTraining": modeling_gpt_bert.GPTBERTForPreTraining,
+                "AutoModelForCausalLM": modeling_gpt_bert.GPTBERTForCausalLM,
+                "AutoModelForMaskedLM": modeling_gpt_bert.GPTBERTForMaskedLM,
+                "AutoModelForSequenceClassification": modeling_gpt_bert.GPTBERTForSequenceClassification,
+                "AutoModelForTokenClassification": modeling_gpt_bert.GPTBERTForTokenClassification,
+            },
+            config_class=GPTBERTConfig,
         ),
     )
 }
@@ -163,7 +206,7 @@ def saved_model_types() -> tuple[str, ...]:
 
 
 def get_architecture(name: str) -> Architecture:
-    """The registry entry of `name` (`gpt`, `bert`, `hybrid`), or a ValueError listing the known names."""
+    """The registry entry of `name` (`gpt`, `bert`, `hybrid`, `gpt_bert`), or a ValueError listing the known names."""
     if name not in ARCHITECTURES:
         raise ValueError(f"model_type={name!r} is not one of {architecture_names()}")
     return ARCHITECTURES[name]

@@ -48,6 +48,22 @@ def read_model_type(path: str | os.PathLike) -> str:
     return read_saved_config(path)["model_type"]
 
 
+def unsharded_copy(model: PreTrainedModel, state_dict: dict) -> PreTrainedModel:
+    """A plain model of `model`'s class and config holding `state_dict` (the full weights of a sharded model).
+
+    Saving the sharded model itself goes wrong even with full weights: FSDP2 swaps its class for `FSDP<Name>`,
+    which `save_pretrained` writes into the hybrid's `auto_map` along with copies of torch's FSDP sources as
+    remote code, and FSDP1 hides the model in `.module`. Costs the main process one more copy of the weights.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    model = getattr(model, "module", model)  # FSDP1
+    model_class = next(cls for cls in type(model).__mro__ if not issubclass(cls, FSDPModule))
+    whole = model_class(model.config)
+    whole.load_state_dict(state_dict)
+    return whole
+
+
 class ModelFactory:
     """Create, save, checkpoint and load models of one experiment.
 
@@ -84,13 +100,18 @@ class ModelFactory:
 
     def save_model(self, model: PreTrainedModel, tokenizer=None, checkpoint_name: str | None = None,
                    metrics: dict | None = None, output_dir: str | os.PathLike | None = None,
-                   training_config: dict | None = None, card_info: dict | None = None) -> Path:
+                   training_config: dict | None = None, card_info: dict | None = None,
+                   state_dict: dict | None = None) -> Path:
         """Write a Hub-ready folder: safetensors weights, config (+ remote code for the hybrid), tokenizer,
         `metrics.json`, `training_config.json` and a model card `README.md`. Never a raw `.pt`.
 
         The folder is `output_dir`, else `<output_root>/<experiment_name>/<checkpoint_name or "final">`.
+        For a model that FSDP shards, pass its full `state_dict` (see `training.callbacks.full_state_dict`): the
+        folder is then written from an ordinary copy of the model holding those weights.
         """
         target = Path(output_dir) if output_dir else self.experiment_dir / (checkpoint_name or "final")
+        if state_dict is not None:
+            model = unsharded_copy(model, state_dict)
         if tokenizer is not None:
             check_tokenizer_matches(model.config, tokenizer)
         with atomic_directory(target) as tmp:

@@ -69,3 +69,15 @@ def check_output_dir(output_dir: Path, overwrite: bool, resume: bool) -> None:
         raise NotADirectoryError(f"{output_dir}: output path exists and is a file")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not (overwrite or resume):
         raise FileExistsError(f"{output_dir}: already holds a run; pass --overwrite to replace it or --resume")
+    check_writable(output_dir)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any work, a folder that cannot be created or written: its nearest existing ancestor must be
+    a writable folder."""
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{path}: cannot create this folder, {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: cannot write here ({existing} is not writable)")

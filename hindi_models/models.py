@@ -3,7 +3,7 @@ class and FSDP units from the registry in `architectures.py`.
 
 GPT and BERT are stock transformers classes (`model_type` gpt2 / bert / roformer), so saved folders load with the
 Auto classes and no remote code. `HybridGPTBERTConfig.decoder_config()` / `encoder_config()` are exactly the
-standalone GPT's / BERT's configs of the same preset.
+standalone GPT's / BERT's configs of the same preset; GPT-BERT's config is the GPT's (`GPTBERTConfig.from_gpt2_config`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def shape_config(preset: Preset, vocab_size: int | None = None, token_ids: dict 
 
 def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedConfig:
     """The transformers config of `preset.model_type`: GPT2Config, BertConfig (RoFormerConfig with rotary encoder
-    positions) or HybridGPTBERTConfig."""
+    positions), HybridGPTBERTConfig or GPTBERTConfig."""
     return get_architecture(preset.model_type).config(shape_config(preset, vocab_size, token_ids))
 
 

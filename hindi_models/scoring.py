@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
+from transformers.utils import logging as hf_logging
 
 KINDS = ("causal", "masked")
 
@@ -50,6 +51,11 @@ def _eval_mode(model):
             yield
     finally:
         model.train(was_training)
+
+
+def _bars(progress: bool) -> bool:
+    """Progress bars when asked for and not switched off library-wide (`hindi-lm` does so off a terminal)."""
+    return progress and hf_logging.is_progress_bar_enabled()
 
 
 def _device(model) -> torch.device:
@@ -183,7 +189,7 @@ def causal_sentence_scores(model, tokenizer, texts: Sequence[str], batch_size: i
     logprob, tokens = [0.0] * len(texts), [0] * len(texts)
     device = _device(model)
     with _eval_mode(model):
-        for start in tqdm(range(0, len(rows), batch_size), desc="causal scoring", disable=not progress):
+        for start in tqdm(range(0, len(rows), batch_size), desc="causal scoring", disable=not _bars(progress)):
             batch = rows[start : start + batch_size]
             ids, mask = _pad_batch([r[1] for r in batch], _pad_id(tokenizer), device)
             logits = _forward_logits(model, ids, mask)
@@ -236,7 +242,7 @@ def masked_sentence_scores(model, tokenizer, texts: Sequence[str], batch_size: i
     device = _device(model)
     only_masked = isinstance(getattr(model, "get_output_embeddings", lambda: None)(), torch.nn.Module)
     with _eval_mode(model):
-        for start in tqdm(range(0, len(rows), batch_size), desc="PLL scoring", disable=not progress):
+        for start in tqdm(range(0, len(rows), batch_size), desc="PLL scoring", disable=not _bars(progress)):
             batch = rows[start : start + batch_size]
             ids, mask = _pad_batch([r[1] for r in batch], _pad_id(tokenizer), device)
             positions = torch.tensor([r[2] for r in batch], device=device)

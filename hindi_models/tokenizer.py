@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers.utils import logging as hf_logging
 
 # Special tokens at fixed ids 0-4, shared by every architecture and by the presets' model configs.
 PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -208,7 +209,7 @@ def train_tokenizer(
         # Rare characters beyond the initial alphabet (other scripts) may take at most a quarter of the
         # learned vocabulary; the rest fall back to bytes. Keeps len(tokenizer) <= vocab_size always.
         limit_alphabet=len(alphabet) + (vocab_size - smallest) // 4,
-        show_progress=show_progress,
+        show_progress=show_progress and hf_logging.is_progress_bar_enabled(),
     )
     length = len(texts) if hasattr(texts, "__len__") and not isinstance(texts, str) else None
     backend.train_from_iterator(_iter_batches(texts), trainer=trainer, length=length)

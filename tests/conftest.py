@@ -13,6 +13,11 @@ SHARED_DATA = Path(os.environ.get("HINDI_MODELS_SHARED_DATA", REPO_ROOT.parent /
 MODEL_TYPES = ("gpt", "bert", "hybrid")
 
 
+def pytest_configure(config):
+    """Register the `slow` marker (deselect with `-m "not slow"`)."""
+    config.addinivalue_line("markers", "slow: starts several processes or trains for a while")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -137,7 +137,22 @@ def test_bad_input_is_one_line_exit_2_and_nothing_overwritten(builder, expected,
 def test_bad_run_settings_are_refused_before_any_work(argv, message, tmp_path, capsys):
     """Refused before the corpus is read or a tokenizer trained: nothing is written to the output folders."""
     out = tmp_path / "out"
-    where = ["--output-dir", str(out)] if argv[0] == "pretrain" else ["--run-dir", str(out)]
-    assert main([*argv, *where]) == 2
+    assert main([*argv, "--output-dir", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "out_checkpoints").exists()
+
+
+@pytest.mark.parametrize("command", ["pretrain", "compare"])
+def test_output_folder_that_cannot_be_created_is_refused_before_any_work(command, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    assert main([command, "--output-dir", str(blocker / "run")]) == 2
+    assert f"{blocker / 'run'}: cannot create this folder, {blocker} is a file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # no tokenizer, no checkpoints
+
+
+def test_one_line_corpus_says_it_is_too_small_to_split(tmp_path, capsys):
+    corpus = _write(tmp_path / "one.txt", "भारत एक विशाल देश है और यहाँ बहुत लोग रहते हैं\n")
+    assert main(["pretrain", "--corpus", corpus, "--output-dir", str(tmp_path / "out"), "--max-steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"corpus {corpus} is too small to split" in err and "leaves none for validation" in err

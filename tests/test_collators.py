@@ -50,7 +50,7 @@ def test_factory_types_and_error(tok):
     assert isinstance(bert, MaskedLMCollator) and isinstance(bert, DataCollatorForLanguageModeling)
     assert (bert.mlm_probability, bert.mask_replace_prob, bert.random_replace_prob) == (0.15, 0.8, 0.1)
     assert isinstance(make_collator("hybrid", tok, mlm_probability=0.3), HybridCollator)
-    with pytest.raises(ValueError, match=r"model_type='t5' is not one of \('gpt', 'bert', 'hybrid'\)"):
+    with pytest.raises(ValueError, match=r"model_type='t5' is not one of \('gpt', 'bert', 'hybrid', 'gpt_bert'\)"):
         make_collator("t5", tok)
 
 
@@ -151,7 +151,7 @@ def test_collators_take_tokenize_and_pack_output(tok):
 
     packed, _ = tokenize_and_pack(datasets.Dataset.from_dict({"text": HINDI * 20}), tok, block_size=32)
     features = [packed[i] for i in range(8)]
-    for model_type in ("gpt", "bert", "hybrid"):
+    for model_type in ("gpt", "bert", "hybrid", "gpt_bert"):
         batch = make_collator(model_type, tok, seed=0)(features)
         assert batch["input_ids"].shape == (8, 32) and batch["attention_mask"].all()
 

@@ -8,7 +8,6 @@ import pytest
 from training.finetune import (
     IGNORE_INDEX,
     accuracy_and_macro_f1,
-    bio_entities,
     encode_tagged,
     entity_f1,
     finetune,
@@ -131,12 +130,6 @@ def test_first_subtoken_labelling_matches_word_ids(tokenizer):
     assert words[:len(kept_short[0])] == REAL_TAGS[:len(kept_short[0])] and words[-1] is None
 
 
-def test_entity_spans_follow_seqeval():
-    assert bio_entities(["B-PER", "I-PER", "O", "B-LOC"]) == {("PER", 0, 1), ("LOC", 3, 3)}
-    assert bio_entities(["I-PER", "I-PER", "B-PER", "I-LOC"]) == {("PER", 0, 1), ("PER", 2, 2), ("LOC", 3, 3)}
-    assert bio_entities(["O", "O"]) == set()
-
-
 def test_entity_f1_exact_numbers():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "I-ORG"]]
@@ -150,6 +143,21 @@ def test_entity_f1_exact_numbers():
     assert entity_f1(true, predicted)["f1"] == pytest.approx(0.5)
     scores = entity_f1([["B-PER", "O"]], [["O", "B-PER"]])
     assert scores == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "n_gold_entities": 1}
+    # Non-strict IOB2 (conlleval): an I- after O opens an entity, a type change closes one.
+    assert entity_f1([["I-PER", "I-PER", "B-PER", "I-LOC"]], [["B-PER", "I-PER", "B-PER", "B-LOC"]]) == {
+        "precision": 1.0, "recall": 1.0, "f1": 1.0, "n_gold_entities": 3}
+
+
+def test_entity_f1_on_il_ner_dev(shared_data):
+    """The IL-NER dev labels against themselves, and with every person (NEP) entity dropped."""
+    gold = [s["tags"] for s in load_ner_jsonl(shared_data / "il_ner_hindi" / "dev.jsonl")]
+    assert entity_f1(gold, gold) == {"precision": 1.0, "recall": 1.0, "f1": 1.0,
+                                     "n_gold_entities": sum(t.startswith("B-") for tags in gold for t in tags)}
+    without_people = [["O" if t.endswith("-NEP") else t for t in tags] for tags in gold]
+    n_people = sum(t == "B-NEP" for tags in gold for t in tags)
+    scores = entity_f1(gold, without_people)
+    assert n_people > 100 and scores["precision"] == 1.0
+    assert scores["recall"] == pytest.approx(1 - n_people / scores["n_gold_entities"])
 
 
 def test_accuracy_and_macro_f1_exact_numbers():

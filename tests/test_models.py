@@ -310,7 +310,7 @@ def test_hybrids_built_from_presets_predict_sparsely_and_still_fill_masks(saved_
 
 
 @pytest.mark.parametrize("positions", ["absolute", "rotary"])
-@pytest.mark.parametrize("model_type", ["gpt", "bert", "hybrid"])
+@pytest.mark.parametrize("model_type", ["gpt", "bert", "hybrid", "gpt_bert"])
 def test_fsdp_wraps_each_transformer_layer_and_nothing_else(model_type, positions):
     """training/configs/fsdp_gpu.yaml names no classes, so accelerate wraps `_no_split_modules`: it must find every
     name (it refuses a missing one) and wrap the layers only, keeping the tied token embedding in the root unit."""
@@ -326,7 +326,8 @@ def test_fsdp_wraps_each_transformer_layer_and_nothing_else(model_type, position
     assert "fsdp_transformer_layer_cls_to_wrap" not in config["fsdp_config"]
     model = build_model(load_preset("tiny", model_type=model_type, encoder_position_embeddings=positions), 120)
     encoder = "RoFormerLayer" if positions == "rotary" else "BertLayer"
-    expected = {"gpt": {"GPT2Block": 2}, "bert": {encoder: 2}, "hybrid": {encoder: 2, "GPT2Block": 2}}[model_type]
+    expected = {"gpt": {"GPT2Block": 2}, "bert": {encoder: 2}, "hybrid": {encoder: 2, "GPT2Block": 2},
+                "gpt_bert": {"GPT2Block": 2}}[model_type]
     models = [model]
     if model_type == "hybrid":  # the head classes that hold one stack
         models += [HybridGPTBERTForMaskedLM(model.config), HybridGPTBERTForCausalLM(model.config)]

@@ -201,23 +201,24 @@ def test_compare_writes_every_artifact(tmp_path, shared_data):
     results = compare(run_dir=run, preset=fast_preset(), word_budget=4000, max_eval_texts=4, max_pairs=12,
                       finetune_examples=16, cards_dir=tmp_path / "cards",
                       **{k: v for k, v in FAST.items() if k != "seed"})
-    for name in ("gpt", "bert", "hybrid"):
+    for name in ("gpt", "bert", "hybrid", "gpt_bert"):
         assert (run / name / "model.safetensors").is_file() and (run / name / "README.md").is_file()
         assert (run / "checkpoints" / name / "log.jsonl").is_file()
     assert (run / "tokenizer" / "tokenizer.json").is_file()
     for name in ("results.json", "report.md", "loss_curves.png", "minimal_pairs.png"):
         assert (run / name).stat().st_size > 0, name
     saved = json.loads((run / "results.json").read_text())
-    assert set(saved["models"]) == {"gpt", "bert", "hybrid"}
+    assert set(saved["models"]) == {"gpt", "bert", "hybrid", "gpt_bert"}  # every architecture by default
     assert saved["run"]["minimal_pairs_scored"] == 12
     assert saved["run"]["encoder_position_embeddings"] == "rotary"  # the bundled presets' default
     assert json.loads((run / "bert" / "config.json").read_text())["model_type"] == "roformer"
-    hybrid = saved["models"]["hybrid"]["evaluation"]
-    assert {s["kind"] for s in hybrid.values()} == {"causal", "masked"}
+    for name in ("hybrid", "gpt_bert"):
+        assert {s["kind"] for s in saved["models"][name]["evaluation"].values()} == {"causal", "masked"}
     # Same tokenizer, same words for every model.
     assert len({m["words_seen"] for m in saved["models"].values()}) == 1
     report = (run / "report.md").read_text()
-    assert "| **hybrid** |" in report and "Generation samples" in report and "NER F1" in report
+    assert "| **hybrid** |" in report and "| **gpt_bert** |" in report
+    assert "Generation samples" in report and "NER F1" in report
     assert "word unigram (BASELINES)" in report
     finetuned = saved["models"]["hybrid"]["finetune"]
     assert set(finetuned) == {"pos", "ner", "bbc_topic", "iitp_sentiment"}
@@ -226,13 +227,18 @@ def test_compare_writes_every_artifact(tmp_path, shared_data):
     # The cards are re-rendered with the evaluation: model-index carries the measured minimal-pair accuracy.
     from huggingface_hub import ModelCard
 
-    for name, section in (("gpt", "causal"), ("bert", "masked"), ("hybrid", "encoder")):
+    for name, section in (("gpt", "causal"), ("bert", "masked"), ("hybrid", "encoder"), ("gpt_bert", "masked")):
         card = ModelCard.load(run / name / "README.md")
         assert card.content == (tmp_path / "cards" / f"{name}.md").read_text()
-        metrics = {m.metric_type: m.metric_value for m in card.data.eval_results}
+        pairs = next(m for m in card.data.eval_results if m.dataset_type == "bhs-hindi-minimal-pairs"
+                     and f"({section}," in m.metric_name)
         accuracy = saved["models"][name]["evaluation"][section]["minimal_pairs"]["accuracy"]
-        assert metrics[f"{section}/minimal_pairs_accuracy"] == pytest.approx(accuracy, abs=1e-4)
-        pos = next(m for m in card.data.eval_results if m.metric_type == "finetune/pos_accuracy")
-        assert (pos.task_type, pos.dataset_name) == ("token-classification", "UD Hindi-HDTB UPOS")
+        assert pairs.metric_type == "accuracy" and pairs.metric_value == pytest.approx(accuracy, abs=1e-4)
+        pos = next(m for m in card.data.eval_results if m.dataset_type == "universal_dependencies")
+        assert (pos.task_type, pos.metric_type) == ("token-classification", "accuracy")
+        assert pos.metric_value == pytest.approx(finetuned["pos"]["accuracy"]["mean"] if name == "hybrid"
+                                                 else saved["models"][name]["finetune"]["pos"]["accuracy"]["mean"],
+                                                 abs=1e-4)
+        assert "seed" in card.content and "pairs of" in card.content
     with pytest.raises(FileExistsError, match="already holds a run"):
         compare(run_dir=run, preset=fast_preset(), word_budget=100)

@@ -8,6 +8,8 @@
                  -100 everywhere else.
 * causal+masked (hybrid): `HybridCollator`: the causal batch (input_ids / attention_mask / labels) plus a masked
                  copy (mlm_input_ids / mlm_labels) of the same tokens, for the hybrid's two objectives.
+* causal|masked (gpt_bert): `GPTBERTCollator`: each example is a causal row or a masked-next-token row (its masked
+                 copy and MLM labels), `causal_fraction` of them causal, with a per-row `is_causal` flag.
 
 All take packed blocks (equal-length input_ids) or variable-length examples (padded with [PAD] on the
 right, optionally to a multiple of `pad_to_multiple_of`); as lists of ids or dicts with `input_ids`.
@@ -25,7 +27,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling
 
 from hindi_models.architectures import get_architecture
-from hindi_models.presets import MLM_PROBABILITY
+from hindi_models.presets import CAUSAL_FRACTION, MLM_PROBABILITY
 
 
 @dataclass
@@ -111,6 +113,56 @@ class HybridCollator(MaskedLMCollator):
         return batch
 
 
+@dataclass
+class GPTBERTCollator(HybridCollator):
+    """A batch of causal rows and masked-next-token (MNTP) rows for GPT-BERT, with a `(batch,)` `is_causal` flag.
+
+    A causal row is the clean tokens with causal labels (padding -100); an MNTP row is the masked copy with its MLM
+    labels, both exactly as `HybridCollator` makes them (the masking is `MaskedLMCollator`'s). The model shifts the
+    labels in both, so position 0, which no output precedes, is never masked. Each batch has `causal_fraction` x
+    batch size causal rows, rounded up or down at random so that the long-run share is `causal_fraction` exactly;
+    which rows, and the rounding, come from the batch's seeded generator like the masks, so `--resume` is exact.
+    """
+
+    causal_fraction: float = CAUSAL_FRACTION
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.causal_fraction <= 1:
+            raise ValueError(f"causal_fraction must be in [0, 1], got {self.causal_fraction}")
+
+    def torch_call(self, examples):
+        batch = super().torch_call(examples)  # every example both ways
+        rows = len(batch["input_ids"])
+        expected = self.causal_fraction * rows
+        count = int(expected) + int(torch.rand((), generator=self.generator) < expected % 1)
+        is_causal = torch.zeros(rows, dtype=torch.bool)
+        is_causal[torch.randperm(rows, generator=self.generator)[:count]] = True
+        return self._rows(batch, is_causal)
+
+    def both_objectives(self, examples):
+        """Every example twice: first all as causal rows, then all as MNTP rows (validation scores every block with
+        both objectives, as the hybrid's are)."""
+        batch = super().torch_call(examples)
+        rows = len(batch["input_ids"])
+        return self._rows({k: torch.cat([v, v]) for k, v in batch.items()}, torch.arange(2 * rows) < rows)
+
+    @staticmethod
+    def _rows(batch, is_causal):
+        causal = is_causal[:, None]
+        return {"input_ids": torch.where(causal, batch["input_ids"], batch["mlm_input_ids"]),
+                "attention_mask": batch["attention_mask"],
+                "labels": torch.where(causal, batch["labels"], batch["mlm_labels"]),
+                "is_causal": is_causal}
+
+    def torch_mask_tokens(self, inputs: Any, special_tokens_mask: Any | None = None, offset_mapping: Any = None):
+        if special_tokens_mask is None:
+            special_tokens_mask = torch.isin(inputs, self.special_ids)
+        special_tokens_mask = special_tokens_mask.bool().clone()
+        special_tokens_mask[:, 0] = True  # MNTP reads token k+1 at output k: no output reads position 0
+        return super().torch_mask_tokens(inputs, special_tokens_mask, offset_mapping)
+
+
 def make_collator(
     model_type: str,
     tokenizer,
@@ -119,12 +171,15 @@ def make_collator(
     random_replace_prob: float = 0.1,
     pad_to_multiple_of: int | None = None,
     seed: int | None = None,
+    causal_fraction: float = CAUSAL_FRACTION,
 ):
-    """The collator of an architecture of the registry (`gpt`, `bert`, `hybrid`), by its collator kind."""
+    """The collator of an architecture of the registry (`gpt`, `bert`, `hybrid`, `gpt_bert`), by its collator kind;
+    `causal_fraction` is read by the `causal|masked` kind (GPT-BERT) only."""
     kind = get_architecture(model_type).collator
     if kind == "causal":
         return DataCollatorForLanguageModeling(tokenizer, mlm=False, pad_to_multiple_of=pad_to_multiple_of, seed=seed)
-    cls = {"masked": MaskedLMCollator, "causal+masked": HybridCollator}[kind]
+    cls = {"masked": MaskedLMCollator, "causal+masked": HybridCollator, "causal|masked": GPTBERTCollator}[kind]
+    extra = {"causal_fraction": causal_fraction} if cls is GPTBERTCollator else {}
     return cls(
         tokenizer,
         mlm_probability=mlm_probability,
@@ -132,4 +187,5 @@ def make_collator(
         random_replace_prob=random_replace_prob,
         pad_to_multiple_of=pad_to_multiple_of,
         seed=seed,
+        **extra,
     )

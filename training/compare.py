@@ -1,7 +1,7 @@
 """The main job: one tokenizer, every architecture pretrained on the same data and word budget, evaluated, reported.
 
     hindi-lm compare                                   # bundled sample, tiny preset, minutes on 2 CPU cores
-    hindi-lm compare --corpus shared --preset small --word-budget 5e6 --run-dir runs/small
+    hindi-lm compare --corpus shared --preset small --word-budget 5e6 --output-dir runs/small
 
 Writes `<run-dir>/`: `tokenizer/`, one Hub-ready model folder per architecture (`gpt/`, `bert/`, `hybrid/`),
 `checkpoints/` (Trainer state and logs), `results.json`, `report.md`, `loss_curves.png` and, when minimal pairs were
@@ -26,7 +26,7 @@ from hindi_models.files import atomic_directory, check_output_dir, write_json
 from hindi_models.presets import Preset, load_preset
 from hindi_models.tokenizer import train_tokenizer
 from training import options
-from training.data import describe_corpus, load_corpus, shared_data_dir
+from training.data import corpus_datasets, describe_corpus, load_corpus, shared_data_dir
 from training.finetune import TASKS, finetune_suite
 from training.pretrain import pretrain
 from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_model_cards, write_report
@@ -118,6 +118,7 @@ def compare(
             "preset": preset_obj.name,
             "encoder_position_embeddings": preset_obj.encoder_position_embeddings,
             "corpus": describe_corpus(corpus),
+            "datasets": corpus_datasets(corpus),
             "word_budget": word_budget,
             "seed": seed,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -179,25 +180,29 @@ def write_figures(models: dict, logs: dict, run_dir: Path) -> dict[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `hindi-lm compare` options."""
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/compare"))
+    # `--run-dir` was this option's first name; kept so existing commands still run.
+    parser.add_argument("--output-dir", "--run-dir", dest="run_dir", type=Path, default=Path("runs/compare"),
+                        help="run folder: tokenizer, one folder per model, results.json, report.md")
     options.add_preset_argument(parser)
     options.add_corpus_argument(parser)
-    parser.add_argument("--word-budget", type=float, default=DEFAULT_WORD_BUDGET)
+    parser.add_argument("--word-budget", type=float, default=DEFAULT_WORD_BUDGET,
+                        help="words each model trains on (the corpus repeats if shorter)")
     parser.add_argument("--models", nargs="+", choices=architecture_names(), default=list(architecture_names()),
-                        help="architectures to compare (default: all of them)")
+                        help="architectures to compare")
     options.add_seed_argument(parser)
     options.add_position_argument(parser)
     options.add_mlm_probability_argument(parser)
     options.add_shared_data_argument(parser)
-    parser.add_argument("--max-eval-texts", type=int, default=200)
+    parser.add_argument("--max-eval-texts", type=int, default=200, help="validation lines scored for bits/char")
     parser.add_argument("--max-pairs", type=int, default=600, help="minimal pairs scored per model (0 = all)")
     parser.add_argument("--finetune-examples", type=int, default=400,
                         help="training/eval examples per fine-tuning task (0 = skip fine-tuning)")
-    parser.add_argument("--finetune-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--finetune-seeds", type=int, nargs="+", default=[0], help="one fine-tuning run per seed")
     options.add_precision_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--cards-dir", type=Path, default=None,
-                        help="also write each model's card here as <model>.md (e.g. model_cards/reference_mini)")
+                        help="also write each model's card here as <model>.md, e.g. model_cards/reference_mini "
+                             "(default: only in the model folders)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -66,6 +66,11 @@ def describe_corpus(corpus) -> str:
     return str(corpus)
 
 
+def corpus_datasets(corpus) -> list[str] | None:
+    """The model card's `datasets:` entry for a `load_corpus` source (None where it is not a known dataset)."""
+    return ["hindi-aesthetics-corpus"] if corpus == "shared" else None
+
+
 def shared_data_dir(path: str | Path | None = None) -> Path:
     """The read-only shared data folder: `path`, else $HINDI_MODELS_SHARED_DATA, else ../shared/data."""
     return Path(path or os.environ.get(SHARED_DATA_ENV) or REPO_ROOT.parent / "shared" / "data")
@@ -307,6 +312,12 @@ def load_corpus(
         val, val_keep = _clean(raw_val, _describe(validation_sources), min_devanagari_fraction, dedup, num_proc)
         val_hashes = val.data.column("_hash").to_numpy()[val_keep]
         train_keep = train_keep[~np.isin(train.data.column("_hash").to_numpy()[train_keep], val_hashes)]
+    wants_validation = raw_val is not None or validation_fraction > 0
+    if len(train_keep) == 0 or (wants_validation and len(val_keep) == 0):
+        empty, kept = ("train", len(val_keep)) if len(train_keep) == 0 else ("validation", len(train_keep))
+        how = (f"{_describe(validation_sources)} removed every train line" if raw_val is not None and empty == "train"
+               else f"a {validation_fraction:.0%} hash split of {kept:,} kept line(s) leaves none for {empty}")
+        raise ValueError(f"corpus {name} is too small to split: {how}; give more text, or --validation-corpus")
     return DatasetDict(
         train=train.select(train_keep).select_columns(["text"]),
         validation=val.select(val_keep).select_columns(["text"]),

@@ -22,13 +22,8 @@ DEFAULT_PAIRS = "bhs_hindi_minimal_pairs/pairs.public.jsonl"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `hindi-lm evaluate`."""
-    parser.add_argument("--model", required=True, help="saved model folder or Hub repo id")
-    parser.add_argument("--revision", help="Hub branch, tag or commit of --model")
+    options.add_model_arguments(parser, help="saved model folder or Hub repo id")
     parser.add_argument("--tokenizer", help="tokenizer folder or repo id (default: the model's own)")
-    parser.add_argument(
-        "--trust-remote-code", action="store_true",
-        help="allow models that ship their own code (our hybrid); only used when the model needs it",
-    )
     parser.add_argument(
         "--kinds", default="auto", choices=["auto", "causal", "masked", "both"],
         help="scoring: auto reads the config (GPT causal, BERT masked/PLL, hybrid both)",
@@ -42,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--minimal-pairs",
         help=f"JSONL/CSV/TSV file or HF dataset name (default: <shared-data>/{DEFAULT_PAIRS}); 'none' skips",
     )
-    parser.add_argument("--pairs-config", help="dataset config when --minimal-pairs is a Hub dataset (e.g. a language)")
+    parser.add_argument("--pairs-config", help="dataset config when --minimal-pairs is a Hub dataset, e.g. a language (default: none)")
     parser.add_argument("--pairs-split", default="train", help="dataset split when --minimal-pairs is a Hub dataset")
     parser.add_argument("--max-pairs", type=int, default=0, help="score the first N pairs (0 = all)")
     parser.add_argument(
@@ -53,12 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, help="window length (default: the model's context)")
     parser.add_argument("--stride", type=int, help="sliding-window step for long texts (default: half the window)")
     parser.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, ... or auto")
-    parser.add_argument("--device", help="cpu / cuda (default: cuda if available)")
-    parser.add_argument("--output", help="write the results as JSON here")
+    parser.add_argument("--output", help="JSON file to write the results to (default: print only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _input(value: str | None, default: str, shared: Path) -> Path | str | None:
+def input_or_default(value: str | None, default: str, shared: Path) -> Path | str | None:
     """An explicit path/name, 'none' to skip, or the shared-data default (which must exist)."""
     if value is not None:
         return None if value.lower() == "none" else value
@@ -123,14 +117,9 @@ def run(args: argparse.Namespace) -> int:
         hf_logging.disable_progress_bar()  # the weight-loading bars
 
     shared = shared_data_dir(args.shared_data)
-    model = args.model
-    local = Path(model).expanduser()
-    if local.exists():
-        model = str(local)
-    elif model.startswith((".", "/", "~")) or model.count("/") > 1:
-        raise FileNotFoundError(f"model not found: {model} (no such folder, and not a Hub repo id)")
-    texts = _input(args.eval_text, DEFAULT_EVAL_TEXT, shared)
-    pairs_source = _input(args.minimal_pairs, DEFAULT_PAIRS, shared)
+    model = options.resolve_model(args.model)
+    texts = input_or_default(args.eval_text, DEFAULT_EVAL_TEXT, shared)
+    pairs_source = input_or_default(args.minimal_pairs, DEFAULT_PAIRS, shared)
     pairs = None
     if pairs_source is not None:
         limit = args.max_pairs or None

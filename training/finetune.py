@@ -15,7 +15,8 @@ Tasks (files under the shared data folder, `$HINDI_MODELS_SHARED_DATA` or ../sha
 Word-level tags label the first sub-token of each word (others -100, as in `run_ner.py`); a word cut off by
 `max_length` counts as wrong (POS) or as `O` (NER), so truncation never flatters a score.
 GPT uses the stock `GPT2For{Token,Sequence}Classification` heads (the sequence head reads the last non-pad token,
-`[SEP]`), BERT the stock Bert heads, the hybrid its registered encoder heads (`trust_remote_code=True`).
+`[SEP]`), BERT the stock Bert heads, the hybrid and GPT-BERT their bidirectional heads (served by the installed
+package: no remote code runs).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset
+from seqeval.metrics import f1_score as seqeval_f1
+from seqeval.metrics import precision_score as seqeval_precision
+from seqeval.metrics import recall_score as seqeval_recall
+from seqeval.metrics.sequence_labeling import get_entities
+from sklearn.metrics import accuracy_score
+from sklearn.metrics import f1_score as sklearn_f1
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -42,11 +49,13 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_callback import PrinterCallback
+from transformers.utils import logging as hf_logging
 
 from training import options
 from training.tasks import TASKS, load_task
 
 IGNORE_INDEX = -100
+logger = hf_logging.get_logger("hindi_models.finetune")
 
 MAIN_METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall"), "classification": ("accuracy", "macro_f1")}
 DEFAULTS = dict(epochs=3.0, batch_size=16, learning_rate=5e-5, max_length=256)
@@ -55,42 +64,20 @@ DEFAULTS = dict(epochs=3.0, batch_size=16, learning_rate=5e-5, max_length=256)
 # --------------------------------------------------------------------------- metrics
 
 
-def bio_entities(tags: list[str]) -> set[tuple[str, int, int]]:
-    """(type, start, end) spans of one tag sequence, following seqeval's default (non-strict IOB2) chunking."""
-    entities, prev_tag, prev_type, start = set(), "O", "", 0
-    for i, chunk in enumerate(list(tags) + ["O"]):
-        tag, type_ = chunk[0], chunk[1:].split("-", maxsplit=1)[-1] or "_"
-        ends = (prev_tag in "BI" and tag in "BO") or (prev_tag != "O" and prev_type != type_)
-        if ends and prev_tag != "O":
-            entities.add((prev_type, start, i - 1))
-        if tag == "B" or (prev_tag == "O" and tag == "I") or (tag != "O" and prev_type != type_):
-            start = i
-        prev_tag, prev_type = tag, type_
-    return entities
-
-
 def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> dict:
-    """Entity-level micro precision / recall / F1 over sentences (exact type and span match, as seqeval)."""
-    n_gold = n_pred = n_correct = 0
-    for gold_tags, pred_tags in zip(gold, predicted, strict=True):
-        gold_spans, pred_spans = bio_entities(gold_tags), bio_entities(pred_tags)
-        n_gold, n_pred = n_gold + len(gold_spans), n_pred + len(pred_spans)
-        n_correct += len(gold_spans & pred_spans)
-    precision = n_correct / n_pred if n_pred else 0.0
-    recall = n_correct / n_gold if n_gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "n_gold_entities": n_gold}
+    """Entity-level micro precision / recall / F1 over sentences, computed by `seqeval` (default mode: IOB2 spans,
+    non-strict, as conlleval: an `I-` after `O` or after another type opens an entity)."""
+    scores = {name: float(score(gold, predicted, zero_division=0))
+              for name, score in (("precision", seqeval_precision), ("recall", seqeval_recall), ("f1", seqeval_f1))}
+    return {**scores, "n_gold_entities": sum(len(get_entities(tags)) for tags in gold)}
 
 
 def accuracy_and_macro_f1(gold, predicted) -> dict:
-    """Accuracy and macro-F1 (unweighted mean over the labels in gold ∪ predicted, as scikit-learn's)."""
-    gold, predicted = np.asarray(gold), np.asarray(predicted)
-    f1s = []
-    for label in np.union1d(gold, predicted):
-        tp = np.sum((predicted == label) & (gold == label))
-        fp, fn = np.sum((predicted == label) & (gold != label)), np.sum((predicted != label) & (gold == label))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return {"accuracy": float(np.mean(gold == predicted)) if gold.size else 0.0, "macro_f1": float(np.mean(f1s))}
+    """Accuracy and macro-F1 (unweighted mean over the labels in gold ∪ predicted), computed by scikit-learn."""
+    if len(gold) == 0:
+        return {"accuracy": 0.0, "macro_f1": 0.0}
+    return {"accuracy": float(accuracy_score(gold, predicted)),
+            "macro_f1": float(sklearn_f1(gold, predicted, average="macro", zero_division=0))}
 
 
 # --------------------------------------------------------------------------- encoding
@@ -145,6 +132,23 @@ def word_predictions(predictions: np.ndarray, labels: np.ndarray, kept_words: li
 def _argmax(logits, labels):
     """Keep only predicted ids during evaluation (less memory than full logits)."""
     return logits.argmax(dim=-1)
+
+
+def load_with_new_head(auto_class, model_dir, **kwargs):
+    """`auto_class.from_pretrained` for a task head that is new by design: transformers' table of MISSING head and
+    UNEXPECTED pretraining-head weights is not printed; one line still warns if weights of the body are missing."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, info = auto_class.from_pretrained(str(model_dir), output_loading_info=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    body = f"{model.base_model_prefix}."
+    missing_body = sorted(key for key in info["missing_keys"] if key.startswith(body))
+    if missing_body:
+        logger.warning("%s: %d weights of the pretrained body were not in the checkpoint and are newly initialised: %s",
+                       model_dir, len(missing_body), ", ".join(missing_body[:5]))
+    return model
 
 
 def task_kind(task: str) -> str:
@@ -204,7 +208,9 @@ def finetune(
     learning_rate: float = DEFAULTS["learning_rate"],
     max_length: int = DEFAULTS["max_length"],
     output_dir: str | Path | None = None,
-    trust_remote_code: bool = True,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    device: str | None = None,
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
     evaluate_before: bool = False,
@@ -214,6 +220,7 @@ def finetune(
     `task` is a kind (`pos`, `ner`, `classification`) or a suite task name; `train` / `eval` are loader outputs;
     `labels` the label names (index = class id). `output_dir`, when given, receives the fine-tuned model,
     tokenizer and `finetune_results.json`. `evaluate_before` also scores the untouched model (key `before`).
+    `revision` / `trust_remote_code` are `from_pretrained`'s; `device="cpu"` keeps Trainer off a GPU.
     """
     kind = task_kind(task)
     train, eval = train[:max_train_examples], eval[:max_eval_examples]
@@ -221,11 +228,11 @@ def finetune(
         raise ValueError(f"{task}: empty train ({len(train)}) or eval ({len(eval)}) split")
     label2id = {label: i for i, label in enumerate(labels)}
     id2label = dict(enumerate(labels))
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), revision=revision)
     if not tokenizer.is_fast and kind != "classification":
         raise ValueError(f"{model_dir}: word-level tagging needs a fast tokenizer (word_ids)")
 
-    config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
+    config = AutoConfig.from_pretrained(str(model_dir), revision=revision, trust_remote_code=trust_remote_code)
     max_length = min(max_length, getattr(config, "max_position_embeddings", None) or max_length)  # e.g. tiny: 128
     train_set, eval_set, kept_words = encode_task(task, tokenizer, train, eval, labels, max_length)
     if kind == "classification":
@@ -234,8 +241,8 @@ def finetune(
         collator, auto_class = DataCollatorForTokenClassification(tokenizer), AutoModelForTokenClassification
 
     set_seed(seed)  # seeds the new head's initialisation
-    model = auto_class.from_pretrained(str(model_dir), num_labels=len(labels), id2label=id2label, label2id=label2id,
-                                       trust_remote_code=trust_remote_code)
+    model = load_with_new_head(auto_class, model_dir, num_labels=len(labels), id2label=id2label, label2id=label2id,
+                               revision=revision, trust_remote_code=trust_remote_code)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id  # GPT-2 sequence classification needs it
 
@@ -245,6 +252,7 @@ def finetune(
             per_device_eval_batch_size=2 * batch_size, learning_rate=learning_rate, weight_decay=0.01,
             warmup_steps=0.1, lr_scheduler_type="linear", seed=seed, data_seed=seed, eval_strategy="no",
             save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
+            use_cpu=device == "cpu",
         )
         trainer = Trainer(
             model=model, args=args, data_collator=collator, train_dataset=train_set, eval_dataset=eval_set,
@@ -286,11 +294,12 @@ def finetune_suite(
     max_length: int = DEFAULTS["max_length"],
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
-    trust_remote_code: bool = True,
+    **load,
 ) -> dict:
     """Fine-tune once per (task, seed); per task the mean and std over seeds of its main metrics, n_train / n_eval.
 
-    Progress goes to stderr, one line per run and per task, so stdout stays the JSON summary.
+    Progress goes to stderr, one line per run and per task, so stdout stays the JSON summary. `load` holds
+    `finetune`'s `revision`, `trust_remote_code` and `device`.
     """
     summary = {"model_dir": str(model_dir), "seeds": list(seeds), "tasks": {}}
     for name in tasks:
@@ -300,8 +309,7 @@ def finetune_suite(
             start = time.perf_counter()
             run_result = finetune(model_dir, name, train, evaluation, labels, seed=seed, epochs=epochs,
                                   batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
-                                  trust_remote_code=trust_remote_code, max_train_examples=max_train_examples,
-                                  max_eval_examples=max_eval_examples)
+                                  max_train_examples=max_train_examples, max_eval_examples=max_eval_examples, **load)
             runs.append(run_result)
             scores = ", ".join(f"{m}={run_result['metrics'][m]:.4f}" for m in MAIN_METRICS[task_kind(name)])
             seconds = time.perf_counter() - start
@@ -324,27 +332,29 @@ def finetune_suite(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `hindi-lm finetune` options."""
-    parser.add_argument("--model", required=True, help="saved model folder (GPT, BERT or hybrid) with its tokenizer")
-    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=float, default=DEFAULTS["epochs"])
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    parser.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
-    parser.add_argument("--max-length", type=int, default=DEFAULTS["max_length"])
-    parser.add_argument("--max-train-examples", type=int, default=None)
-    parser.add_argument("--max-eval-examples", type=int, default=None)
+    options.add_model_arguments(parser, help="saved model folder or Hub repo id (GPT, BERT or hybrid) with its "
+                                             "tokenizer")
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS), help="tasks to fine-tune on")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one fine-tuning run per seed")
+    parser.add_argument("--epochs", type=float, default=DEFAULTS["epochs"], help="epochs over the training split")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="examples per step")
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"], help="peak learning rate")
+    parser.add_argument("--max-length", type=int, default=DEFAULTS["max_length"],
+                        help="tokens per example, capped at the model's positions")
+    parser.add_argument("--max-train-examples", type=int, help="first N training examples (default: all)")
+    parser.add_argument("--max-eval-examples", type=int, help="first N evaluation examples (default: all)")
     options.add_shared_data_argument(parser)
-    parser.add_argument("--output", type=Path, default=None, help="write the summary as JSON here")
+    parser.add_argument("--output", type=Path, help="JSON file to write the summary to (default: print only)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `hindi-lm finetune` from parsed arguments; prints the summary as JSON (and writes --output)."""
-    if not Path(args.model).is_dir():
-        raise FileNotFoundError(f"{args.model}: no such model folder")
     summary = finetune_suite(
-        args.model, shared_data=args.shared_data, tasks=tuple(args.tasks), seeds=tuple(args.seeds),
+        options.resolve_model(args.model), shared_data=args.shared_data, tasks=tuple(args.tasks),
+        seeds=tuple(args.seeds),
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
         max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
+        revision=args.revision, trust_remote_code=args.trust_remote_code, device=args.device,
     )
     text = json.dumps(summary, indent=2, ensure_ascii=False)
     if args.output:

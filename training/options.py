@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from hindi_models.configuration_hybrid import ENCODER_POSITION_EMBEDDINGS
 from hindi_models.presets import MLM_PROBABILITY
@@ -17,6 +18,27 @@ class UserError(Exception):
 
 # Errors that mean "your input is wrong": shown as one line naming the culprit, exit code 2.
 USER_ERRORS = (ValueError, OSError, UnicodeDecodeError, UserError)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows every option's default; help texts that explain a default themselves keep their words."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or "") or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def progress_bars_on_terminals_only(stream=None) -> None:
+    """Off a terminal (a log file, CI), switch off the progress bars of transformers (Trainer, weight loading,
+    our scorers) and datasets: a log then gets one line per stage instead of hundreds of redraws."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        import datasets
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
 
 
 def guarded(run, args) -> int:
@@ -33,9 +55,12 @@ def guarded(run, args) -> int:
 
 def standalone_main(name: str, module, argv=None) -> int:
     """`python -m training.<name>`: the same options and error handling as `hindi-lm <name>`."""
-    parser = argparse.ArgumentParser(prog=f"hindi-lm {name}", description=module.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"hindi-lm {name}", description=module.__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     module.add_arguments(parser)
-    return guarded(module.run, parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    progress_bars_on_terminals_only()
+    return guarded(module.run, args)
 
 
 def single(values):
@@ -84,3 +109,24 @@ def add_mlm_probability_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mlm-probability", type=float, default=None,
                         help=f"share of tokens the masked objectives predict (default: the preset's, else "
                              f"{MLM_PROBABILITY:g})")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--model`, `--revision`, `--trust-remote-code`, `--device`: which saved or Hub model to load, and where."""
+    parser.add_argument("--model", required=True, help=help)
+    parser.add_argument("--revision", help="Hub branch, tag or commit of --model (default: the main branch)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a Hub model's own code; not needed for this project's models, which the installed "
+                             "package serves")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+
+
+def resolve_model(model: str) -> str:
+    """A local folder as an absolute-looking path, or a Hub repo id; anything path-like that does not exist is an
+    error naming it."""
+    local = Path(model).expanduser()
+    if local.exists():
+        return str(local)
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise FileNotFoundError(f"model not found: {model} (no such folder, and not a Hub repo id)")
+    return model

@@ -27,10 +27,11 @@ import torch
 from accelerate import PartialState
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments, set_seed
+from transformers.utils import logging as hf_logging
 
 from hindi_models.architectures import Architecture, architecture_names, architecture_of, get_architecture
 from hindi_models.factory import ModelFactory
-from hindi_models.files import check_output_dir, write_json
+from hindi_models.files import check_output_dir, check_writable, write_json
 from hindi_models.presets import Preset, TrainingHyperparameters, load_preset
 from hindi_models.tokenizer import load_tokenizer, train_tokenizer
 from training import options
@@ -38,7 +39,9 @@ from training.callbacks import (
     CheckpointCompleteCallback,
     JsonLogCallback,
     MaskingEpochCallback,
+    StepTimeCallback,
     WordCheckpointCallback,
+    full_state_dict,
     last_complete_checkpoint,
     truncate_log,
 )
@@ -176,8 +179,11 @@ def start_run(settings: PretrainSettings) -> Run:
     output_dir = Path(settings.output_dir)
     checkpoint_dir = (Path(settings.checkpoint_dir) if settings.checkpoint_dir
                       else output_dir.with_name(output_dir.name + "_checkpoints"))
-    state = PartialState()
+    # cpu=True on CPU-only machines: otherwise a 2-process gloo launch looks like one process to every rank
+    # until Trainer starts, and each rank trains and writes the tokenizer.
+    state = PartialState(cpu=not torch.cuda.is_available())
     check_output_dir(output_dir, settings.overwrite, settings.resume)
+    check_writable(checkpoint_dir)
     resume_from = last_complete_checkpoint(checkpoint_dir) if settings.resume and checkpoint_dir.is_dir() else None
     if settings.resume and resume_from is None:
         raise FileNotFoundError(f"{checkpoint_dir}: --resume given but no complete checkpoint-N folder found there")
@@ -216,6 +222,11 @@ def prepare_data(run: Run) -> PreparedData:
     return PreparedData(tokenizer, train_blocks, eval_blocks, stats, tokens_per_word)
 
 
+def _no_bars(disable_tqdm: bool | None) -> bool:
+    """Trainer's `disable_tqdm`: as set, else off wherever progress bars are switched off (a log file)."""
+    return disable_tqdm if disable_tqdm is not None else not hf_logging.is_progress_bar_enabled()
+
+
 def training_arguments(run: Run) -> TrainingArguments:
     """Trainer's arguments from the run's hyperparameters; steps and schedule are set by `build_trainer`."""
     s, h = run.settings, run.hparams
@@ -229,7 +240,8 @@ def training_arguments(run: Run) -> TrainingArguments:
         activation_checkpointing=s.gradient_checkpointing, eval_strategy="steps", save_strategy="steps",
         save_total_limit=s.save_total_limit, logging_nan_inf_filter=False,
         report_to=[] if s.report_to in ("none", "") else [s.report_to], seed=s.seed, data_seed=s.seed,
-        dataloader_num_workers=s.dataloader_num_workers, disable_tqdm=s.disable_tqdm, remove_unused_columns=False,
+        dataloader_num_workers=s.dataloader_num_workers, disable_tqdm=_no_bars(s.disable_tqdm),
+        remove_unused_columns=False,
     )
 
 
@@ -250,13 +262,14 @@ def build_trainer(run: Run, data: PreparedData, model) -> Trainer:
     args.eval_steps = s.eval_steps or max(1, max_steps // 10)
     args.save_steps = s.save_steps or args.eval_steps
     args.logging_steps = s.logging_steps or max(1, min(50, args.eval_steps // 5))
-    collator = make_collator(run.arch.name, data.tokenizer, mlm_probability=h.mlm_probability, seed=s.seed)
+    collator = make_collator(run.arch.name, data.tokenizer, mlm_probability=h.mlm_probability, seed=s.seed,
+                             causal_fraction=h.causal_fraction)
     if run.state.is_main_process:
         run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     json_log = JsonLogCallback(run.checkpoint_dir / "log.jsonl", data.tokens_per_word, tokens_per_step)
     if run.resume_from is not None and run.state.is_main_process:
         truncate_log(json_log.path, int(run.resume_from.name.rsplit("-", 1)[1]))
-    callbacks = [json_log, CheckpointCompleteCallback()]
+    callbacks = [json_log, CheckpointCompleteCallback(), StepTimeCallback(tokens_per_step)]
     if hasattr(collator, "epoch"):
         callbacks.append(MaskingEpochCallback(collator))
     if s.checkpoint_every_words:
@@ -288,15 +301,17 @@ def train(run: Run, trainer: Trainer):
 @torch.no_grad()
 def validation_losses(model, dataset, collator, batch_size: int = 16, seed: int = 0) -> dict:
     """Token-mean validation losses per objective: `clm_loss` (causal) and `mlm_loss` (masked), both for the
-    hybrid, masking with a fixed seed so every architecture is scored on the same masks."""
+    hybrid and GPT-BERT, masking with a fixed seed so every architecture is scored on the same masks."""
     was_training, rng = model.training, torch.random.get_rng_state()
     model.eval()
     torch.manual_seed(seed)
     device = next(model.parameters()).device
     kind = architecture_of(model.config)[0].collator
+    # GPT-BERT trains on one objective per example; here every block is scored with both, as the hybrid's are.
+    collate = collator.both_objectives if kind == "causal|masked" else collator
     totals: dict[str, list[float]] = {}
     for start in range(0, len(dataset), batch_size):
-        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
         batch = {k: v.to(device) for k, v in batch.items()}
         out = model(**batch)
         # Causal labels are shifted inside the model, so the first position is never predicted.
@@ -304,6 +319,10 @@ def validation_losses(model, dataset, collator, batch_size: int = 16, seed: int 
             parts = {"clm_loss": (out.loss, batch["labels"][:, 1:])}
         elif kind == "masked":
             parts = {"mlm_loss": (out.loss, batch["labels"])}
+        elif kind == "causal|masked":  # GPT-BERT: causal rows, then masked rows, labels shifted in both
+            causal = batch["is_causal"]
+            parts = {"clm_loss": (out.clm_loss, batch["labels"][causal][:, 1:]),
+                     "mlm_loss": (out.mlm_loss, batch["labels"][~causal][:, 1:])}
         else:  # causal+masked: the hybrid's two partial losses
             parts = {"clm_loss": (out.clm_loss, batch["labels"][:, 1:]),
                      "mlm_loss": (out.mlm_loss, batch["mlm_labels"])}
@@ -324,7 +343,8 @@ def finish(run: Run, data: PreparedData, trainer: Trainer, result, train_seconds
     metrics = {
         "model_type": run.arch.name,
         "preset": preset.name,
-        "objective": run.arch.describe_objective(h.mlm_probability, preset.mlm_loss_weight, preset.clm_loss_weight),
+        "objective": run.arch.describe_objective(h.mlm_probability, preset.mlm_loss_weight, preset.clm_loss_weight,
+                                                 h.causal_fraction),
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": steps_run,
         "tokens_seen": steps_run * tokens_per_step,
@@ -332,6 +352,7 @@ def finish(run: Run, data: PreparedData, trainer: Trainer, result, train_seconds
         "train_seconds": round(train_seconds, 1),
         "train_tokens_per_second": round(result.metrics.get("train_samples_per_second", 0) * preset.max_length, 1),
         "train_loss": result.metrics.get("train_loss"),
+        "speed": _callback(trainer, StepTimeCallback).summary(),
         "precision": run.precision,
         "num_processes": trainer.args.world_size,
         "tokens_per_word": round(data.tokens_per_word, 4),
@@ -340,14 +361,16 @@ def finish(run: Run, data: PreparedData, trainer: Trainer, result, train_seconds
     }
     losses = validation_losses(model, data.eval_blocks, trainer.data_collator)
     metrics.update({f"validation_{k}": v for k, v in losses.items()})
+    weights = full_state_dict(model)  # on every process: under FSDP, rank 0 alone cannot gather the shards
     if run.state.is_main_process:
         budget = f"{metrics['words_seen']:,} words ({metrics['tokens_seen']:,} tokens, {steps_run} steps)"
         folder = run.factory.save_model(
-            model, data.tokenizer, output_dir=run.output_dir, metrics=metrics,
+            model, data.tokenizer, output_dir=run.output_dir, metrics=metrics, state_dict=weights,
             training_config={"model_type": run.arch.name, "hyperparameters": h.as_dict(), "seed": s.seed,
                              "precision": run.precision, "word_budget": s.word_budget, "max_steps": run.planned_steps,
                              "corpus": str(s.corpus or "bundled sample")},
-            card_info={"training_data": describe_corpus(s.corpus), "training_budget": budget},
+            card_info={"training_data": describe_corpus(s.corpus), "training_budget": budget,
+                       "hyperparameters": {**h.as_dict(), "seed": s.seed, "precision": run.precision}},
         )
         write_json(run.checkpoint_dir / "metrics.json", metrics)
         if s.push_to_hub:
@@ -379,37 +402,47 @@ def pretrain(settings: PretrainSettings | None = None, /, **kwargs) -> dict:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `hindi-lm pretrain` options."""
     parser.add_argument("--model-type", choices=architecture_names(), default="gpt",
-                        help="an architecture of hindi_models/architectures.py (default: gpt)")
+                        help="an architecture of hindi_models/architectures.py")
     options.add_preset_argument(parser)
     options.add_corpus_argument(parser)
-    parser.add_argument("--validation-corpus", nargs="+", default=None)
-    parser.add_argument("--output-dir", required=True, type=Path)
-    parser.add_argument("--checkpoint-dir", type=Path, default=None)
-    parser.add_argument("--tokenizer", dest="tokenizer_path", default=None, help="use this tokenizer folder")
+    parser.add_argument("--validation-corpus", nargs="+", default=None,
+                        help="held-out text in --corpus's forms (default: 5%% of the bundled sample or 1%% of "
+                             "another corpus, split off by line)")
+    parser.add_argument("--output-dir", required=True, type=Path, help="folder of the final model (must be new, "
+                        "unless --overwrite or --resume)")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="Trainer checkpoints and the tokenizer (default: <output-dir>_checkpoints)")
+    parser.add_argument("--tokenizer", dest="tokenizer_path", default=None,
+                        help="use this tokenizer folder (default: train one on the corpus)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--max-steps", type=int)
-    budget.add_argument("--epochs", type=float)
-    budget.add_argument("--word-budget", type=float, help="words to train on, e.g. 1e6 (repeats the corpus)")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--gradient-accumulation-steps", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--warmup-ratio", type=float)
+    budget.add_argument("--max-steps", type=int, help="optimizer steps to train (default: one epoch)")
+    budget.add_argument("--epochs", type=float, help="passes over the corpus (default: 1)")
+    budget.add_argument("--word-budget", type=float,
+                        help="words to train on, e.g. 1e6, repeating the corpus if needed (default: one epoch)")
+    preset_default = "(default: the preset's training value)"
+    parser.add_argument("--batch-size", type=int, help=f"sequences per device step {preset_default}")
+    parser.add_argument("--gradient-accumulation-steps", type=int, help=f"steps per optimizer update {preset_default}")
+    parser.add_argument("--learning-rate", type=float, help=f"peak learning rate {preset_default}")
+    parser.add_argument("--warmup-ratio", type=float, help=f"share of steps spent warming up {preset_default}")
     options.add_mlm_probability_argument(parser)
     options.add_seed_argument(parser)
     options.add_position_argument(parser)
     options.add_precision_argument(parser)
-    parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--eval-steps", type=int)
-    parser.add_argument("--save-steps", type=int)
-    parser.add_argument("--logging-steps", type=int)
-    parser.add_argument("--checkpoint-every-words", type=float, help="BabyLM snapshots chck_{N}M, e.g. 1e6")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations to save memory")
+    parser.add_argument("--eval-steps", type=int, help="validate every N steps (default: a tenth of the run)")
+    parser.add_argument("--save-steps", type=int, help="checkpoint every N steps (default: --eval-steps)")
+    parser.add_argument("--logging-steps", type=int,
+                        help="log the loss every N steps (default: a fifth of --eval-steps, at most 50)")
+    parser.add_argument("--checkpoint-every-words", type=float,
+                        help="BabyLM snapshots chck_{N}M, e.g. 1e6 (default: none)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
-    parser.add_argument("--num-proc", type=int, default=None, help="processes for tokenization")
+    parser.add_argument("--num-proc", type=int, default=None, help="processes for tokenization (default: one)")
     parser.add_argument("--report-to", default="tensorboard", help="tensorboard, trackio or none")
-    parser.add_argument("--push-to-hub", metavar="REPO_ID")
-    parser.add_argument("--hub-private", action="store_true")
-    parser.add_argument("--hub-revision")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="push the final folder to this Hub repo "
+                        "(default: no push)")
+    parser.add_argument("--hub-private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--hub-revision", help="Hub branch to push to (default: main)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -215,6 +215,18 @@ def headline_metrics(model: dict) -> dict[str, float]:
     return metrics
 
 
+def evaluation_data(run: dict) -> dict[str, str]:
+    """What a card says about its evaluation sets: sizes, seeds and the fine-tuning setting of the run."""
+    finetune = run.get("finetune", {})
+    return {
+        "held-out text": f"{run['eval_texts']:,} lines of the validation text (bits per character)",
+        "minimal pairs": f"{run['minimal_pairs_scored']:,} pairs of {run.get('minimal_pairs_file') or 'none'}, "
+                         "ties counted wrong",
+        "fine-tuning": f"up to {finetune.get('max_examples', 0):,} training and evaluation examples per task, "
+                       f"{finetune.get('epochs', 0):g} epoch(s), seeds {finetune.get('seeds', [])} (mean reported)",
+    }
+
+
 def write_model_cards(results: dict, run_dir: str | Path, cards_dir: str | Path | None = None) -> list[Path]:
     """Re-render each model folder's `README.md` with its measured results (and copy it to `cards_dir/<model>.md`
     for reference runs kept in the repository)."""
@@ -227,8 +239,11 @@ def write_model_cards(results: dict, run_dir: str | Path, cards_dir: str | Path 
         budget = (f"{model['words_seen']:,} words ({model['tokens_seen']:,} tokens, {model['steps']:,} steps), "
                   f"preset `{run['preset']}`, {model['train_seconds']:.0f} s on {run['machine']}")
         card = render_model_card(config, repo_id=f"hindi-{name}-{run['preset']}", metrics=headline_metrics(model),
-                                 parameters=model["parameters"],
-                                 training_data=run["corpus"], training_budget=budget)
+                                 parameters=model["parameters"], datasets=run.get("datasets"),
+                                 training_data=run["corpus"], training_budget=budget,
+                                 hyperparameters={**model.get("hyperparameters", {}), "seed": run["seed"],
+                                                  "precision": model.get("precision")},
+                                 evaluation_data=evaluation_data(run))
         write_text_atomic(folder / "README.md", str(card))
         written.append(folder / "README.md")
         if cards_dir is not None:
