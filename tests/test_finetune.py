@@ -213,3 +213,31 @@ def test_cli_suite_writes_summary(saved_models, shared_data, tmp_path, capsys):
 def test_cli_reports_missing_model_as_one_line(tmp_path, capsys):
     assert main(["--model", str(tmp_path / "nope"), "--tasks", "pos"]) == 2
     assert capsys.readouterr().err.strip().startswith("hindi-lm: error:")
+
+
+@pytest.mark.parametrize("model_type", ["gpt", "bert", "hybrid"])
+def test_new_task_head_loads_without_a_missing_weights_table(saved_models, model_type, capfd, caplog):
+    """Heads that are new by design load quietly; a checkpoint missing weights of the body still warns."""
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForTokenClassification
+
+    from training.finetune import load_with_new_head
+
+    model = load_with_new_head(AutoModelForTokenClassification, saved_models[model_type], num_labels=3)
+    assert model.num_labels == 3
+    err = capfd.readouterr().err
+    assert "MISSING" not in err and "UNEXPECTED" not in err and "newly initialised" not in err, err
+    folder = saved_models[model_type]
+    weights = load_file(str(folder / "model.safetensors"))
+    dropped = next(k for k in weights if k in model.state_dict() and not any(e in k for e in ("emb", "wte", "wpe")))
+    broken = folder.parent / f"{model_type}-broken"
+    import shutil
+
+    shutil.copytree(folder, broken, dirs_exist_ok=True)
+    save_file({k: v for k, v in weights.items() if k != dropped}, str(broken / "model.safetensors"),
+              metadata={"format": "pt"})
+    load_with_new_head(AutoModelForTokenClassification, broken, num_labels=3)
+    assert "MISSING" not in capfd.readouterr().err
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and f"1 weights of the pretrained body were not in the checkpoint" in warnings[0]
+    assert dropped in warnings[0]

@@ -143,8 +143,11 @@ def load_with_new_head(auto_class, model_dir, **kwargs):
         model, info = auto_class.from_pretrained(str(model_dir), output_loading_info=True, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
-    body = f"{model.base_model_prefix}."
-    missing_body = sorted(key for key in info["missing_keys"] if key.startswith(body))
+    # The new head is the modules the checkpoint has no weight for at all (`classifier`, `score`); a key missing
+    # under a module that did get weights (`transformer.`, `encoder.`) is a gap in the pretrained body.
+    loaded = set(model.state_dict()) - set(info["missing_keys"])
+    modules_with_weights = {key.split(".", 1)[0] for key in loaded}
+    missing_body = sorted(key for key in info["missing_keys"] if key.split(".", 1)[0] in modules_with_weights)
     if missing_body:
         logger.warning("%s: %d weights of the pretrained body were not in the checkpoint and are newly initialised: %s",
                        model_dir, len(missing_body), ", ".join(missing_body[:5]))

@@ -84,6 +84,7 @@ class PretrainSettings:
     checkpoint_every_words: int | None = None
     checkpoint_max_words: int = 10_000_000
     gradient_checkpointing: bool = False
+    torch_compile: bool = False
     resume: bool = False
     overwrite: bool = False
     num_proc: int | None = None
@@ -237,7 +238,8 @@ def training_arguments(run: Run) -> TrainingArguments:
         warmup_steps=h.warmup_ratio, weight_decay=h.weight_decay, lr_scheduler_type=h.lr_scheduler_type,
         adam_beta1=h.adam_beta1, adam_beta2=h.adam_beta2, max_grad_norm=h.max_grad_norm,
         bf16=run.precision == "bf16", fp16=run.precision == "fp16", use_cpu=not torch.cuda.is_available(),
-        activation_checkpointing=s.gradient_checkpointing, eval_strategy="steps", save_strategy="steps",
+        activation_checkpointing=s.gradient_checkpointing, torch_compile=s.torch_compile,
+        eval_strategy="steps", save_strategy="steps",
         save_total_limit=s.save_total_limit, logging_nan_inf_filter=False,
         report_to=[] if s.report_to in ("none", "") else [s.report_to], seed=s.seed, data_seed=s.seed,
         dataloader_num_workers=s.dataloader_num_workers, disable_tqdm=_no_bars(s.disable_tqdm),
