@@ -5,7 +5,8 @@
 Per preset and architecture, the same batch × sequence length, corpus lines, tokenizer and packed blocks:
   product        `training.pretrain.pretrain()` (Trainer, the project's collators and defaults), timed by its own
                  `StepTimeCallback`: median wall time between optimizer steps after the warm-up steps, evaluation
-                 and saving left out (reported on their own);
+                 and saving left out (reported on their own); with `--compile` also `--torch-compile`
+                 (Trainer's `torch_compile`, inductor; compilation falls in the warm-up);
   stock_trainer  stock `Trainer` + stock `DataCollatorForLanguageModeling` over the same blocks and the same stock
                  model class (`run_clm.py` / `run_mlm.py` style), `bf16=True` where the CPU has native bf16, else
                  fp32 (what `--precision auto` picks), timed by the same callback;
@@ -83,11 +84,14 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
     tokens_per_step = args.batch_size * preset.max_length
     row = {"precision": precision, "batch": args.batch_size, "seq": preset.max_length}
 
-    product = pretrain(model_type=model_type, preset=preset, corpus=str(corpus_file), tokenizer_path=tokenizer_dir,
-                       output_dir=scratch / f"{model_type}-product", max_steps=steps, eval_steps=10 * steps,
-                       batch_size=args.batch_size, report_to="none", disable_tqdm=True, seed=0,
-                       **dict(args.product_settings))
-    row["product"] = {**product["speed"], "loss": product["train_loss"]}
+    for name, settings in (("product", {}), ("product_compiled", {"torch_compile": True})):
+        if name == "product_compiled" and not args.compile:
+            continue
+        product = pretrain(model_type=model_type, preset=preset, corpus=str(corpus_file), tokenizer_path=tokenizer_dir,
+                           output_dir=scratch / f"{model_type}-{name}", max_steps=steps, eval_steps=10 * steps,
+                           batch_size=args.batch_size, report_to="none", disable_tqdm=True, seed=0, overwrite=True,
+                           **settings)
+        row[name] = {**product["speed"], "loss": product["train_loss"]}
 
     stock, plain = {}, {}
     for twin in STOCK_TWIN[model_type]:
@@ -121,9 +125,11 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
         seed_steps += plain_loop(model, batches, "fp32", args.warmup)
     row["seed_style"] = {"step_seconds": round(seed_steps, 4), "useful_tokens_per_step": statistics.mean(useful),
                          "steady_tokens_per_second": round(statistics.mean(useful) / seed_steps, 1)}
-    product_tps = row["product"]["steady_tokens_per_second"]
-    row["product_over"] = {name: round(product_tps / row[name]["steady_tokens_per_second"], 3)
-                           for name in ("stock_trainer", "plain_loop", "seed_style")}
+    for product in ("product", "product_compiled"):
+        if product in row:
+            tps = row[product]["steady_tokens_per_second"]
+            row[f"{product}_over"] = {name: round(tps / row[name]["steady_tokens_per_second"], 3)
+                                      for name in ("stock_trainer", "plain_loop", "seed_style")}
     return row
 
 
@@ -136,15 +142,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12, help="timed steps after the warm-up")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--lines", type=int, default=30_000, help="shared-corpus lines to train on")
-    parser.add_argument("--product-setting", dest="product_settings", nargs=2, action="append", default=[],
-                        metavar=("KEY", "VALUE"), help="extra pretrain() setting, e.g. torch_compile true")
+    parser.add_argument("--compile", action="store_true", help="also time the product with --torch-compile")
     args = parser.parse_args()
-    args.product_settings = [(k, json.loads(v)) for k, v in args.product_settings]
     corpus = load_corpus("shared")
     lines = corpus["train"].select(range(args.lines))["text"]
     results = {"command": " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
                "torch": torch.__version__, "precision": resolve_precision("auto"), "lines": args.lines,
-               "product_settings": dict(args.product_settings), "runs": {}}
+               "runs": {}}
     if args.out.exists():
         results["runs"] = json.loads(args.out.read_text()).get("runs", {})  # resumable: finished rows stay
     with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
@@ -167,7 +171,7 @@ def main() -> int:
                     continue
                 results["runs"][key] = row = measure(preset_name, model_type, corpus_file, tokenizer_dir, blocks,
                                                      sentences, args, tmp)
-                print(key, json.dumps({k: row[k] for k in ("product", "product_over")}), flush=True)
+                print(key, json.dumps({k: v for k, v in row.items() if k.startswith("product")}), flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0

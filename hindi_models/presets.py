@@ -96,10 +96,10 @@ class Preset:
             expected = _TRAINING_HINTS[key]
             if not isinstance(value, expected) and not (expected is float and isinstance(value, int)):
                 raise PresetError(f"{self.source}: training.{key}: expected {expected.__name__}, got {value!r}")
-        merged.update({k: v for k, v in overrides.items() if v is not None})
         if not 0 <= merged.get("causal_fraction", CAUSAL_FRACTION) <= 1:
             raise PresetError(f"{self.source}: training.{model_type}.causal_fraction: must be in [0, 1], "
                               f"got {merged['causal_fraction']}")
+        merged.update({k: v for k, v in overrides.items() if v is not None})  # flags: checked by the caller
         return TrainingHyperparameters(**merged)
 
     def with_overrides(self, **overrides) -> "Preset":

@@ -132,6 +132,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_overwritten(builder, expected,
     (["pretrain", "--batch-size", "0"], "--batch-size must be positive, got 0"),
     (["pretrain", "--learning-rate", "-1"], "--learning-rate must be positive, got -1.0"),
     (["pretrain", "--mlm-probability", "1.5"], "--mlm-probability must be between 0 and 1, got 1.5"),
+    (["pretrain", "--model-type", "gpt_bert", "--causal-fraction", "-0.1"],
+     "--causal-fraction must be between 0 and 1, got -0.1"),
     (["compare", "--word-budget", "0"], "--word-budget must be positive, got 0"),
 ])
 def test_bad_run_settings_are_refused_before_any_work(argv, message, tmp_path, capsys):

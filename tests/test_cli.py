@@ -63,3 +63,12 @@ def test_progress_bars_off_a_terminal_only():
     finally:
         hf_logging.enable_progress_bar()
         datasets.enable_progress_bars()
+
+
+def test_torch_compile_reaches_trainer(tmp_path):
+    from training.pretrain import PretrainSettings, start_run, training_arguments
+
+    assert build_parser().parse_args(["pretrain", "--output-dir", "x", "--torch-compile"]).torch_compile
+    run = start_run(PretrainSettings(output_dir=tmp_path / "out", torch_compile=True))
+    assert training_arguments(run).torch_compile
+    assert not training_arguments(start_run(PretrainSettings(output_dir=tmp_path / "other"))).torch_compile

@@ -250,6 +250,18 @@ def test_preset_causal_fraction(tmp_path):
         load_preset(path).hyperparameters()
 
 
+def test_causal_fraction_flag_reaches_the_collator(tmp_path):
+    from training.cli import build_parser
+    from training.pretrain import PretrainSettings, start_run
+
+    args = build_parser().parse_args(["pretrain", "--output-dir", "x", "--causal-fraction", "0.25"])
+    assert args.causal_fraction == 0.25
+    assert build_parser().parse_args(["compare", "--causal-fraction", "0.5"]).causal_fraction == 0.5
+    run = start_run(PretrainSettings(model_type="gpt_bert", output_dir=tmp_path / "o",
+                                     hyperparameters={"causal_fraction": 0.25}))
+    assert run.hparams.causal_fraction == 0.25
+
+
 # ------------------------------------------------------------------------------ saved folders
 
 

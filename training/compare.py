@@ -192,6 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_seed_argument(parser)
     options.add_position_argument(parser)
     options.add_mlm_probability_argument(parser)
+    options.add_causal_fraction_argument(parser)
     options.add_shared_data_argument(parser)
     parser.add_argument("--max-eval-texts", type=int, default=200, help="validation lines scored for bits/char")
     parser.add_argument("--max-pairs", type=int, default=600, help="minimal pairs scored per model (0 = all)")
@@ -214,5 +215,5 @@ def run(args: argparse.Namespace) -> int:
             finetune_examples=args.finetune_examples, finetune_seeds=tuple(args.finetune_seeds),
             precision=args.precision, cards_dir=args.cards_dir,
             encoder_position_embeddings=args.encoder_position_embeddings,
-            mlm_probability=args.mlm_probability)
+            mlm_probability=args.mlm_probability, causal_fraction=args.causal_fraction)
     return 0

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from hindi_models.configuration_hybrid import ENCODER_POSITION_EMBEDDINGS
-from hindi_models.presets import MLM_PROBABILITY
+from hindi_models.presets import CAUSAL_FRACTION, MLM_PROBABILITY
 
 
 class UserError(Exception):
@@ -109,6 +109,13 @@ def add_mlm_probability_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mlm-probability", type=float, default=None,
                         help=f"share of tokens the masked objectives predict (default: the preset's, else "
                              f"{MLM_PROBABILITY:g})")
+
+
+def add_causal_fraction_argument(parser: argparse.ArgumentParser) -> None:
+    """`--causal-fraction`: GPT-BERT's share of causal rows per batch."""
+    parser.add_argument("--causal-fraction", type=float, default=None,
+                        help=f"gpt_bert: share of causal rows in a batch, the rest masked next-token prediction "
+                             f"(default: the preset's, else {CAUSAL_FRACTION:g})")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, help: str) -> None:

@@ -167,6 +167,8 @@ def check_settings(settings: PretrainSettings, hparams: TrainingHyperparameters)
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if not 0 < hparams.mlm_probability < 1:
         raise ValueError(f"--mlm-probability must be between 0 and 1, got {hparams.mlm_probability}")
+    if not 0 <= hparams.causal_fraction <= 1:
+        raise ValueError(f"--causal-fraction must be between 0 and 1, got {hparams.causal_fraction}")
 
 
 def start_run(settings: PretrainSettings) -> Run:
@@ -427,10 +429,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=float, help=f"peak learning rate {preset_default}")
     parser.add_argument("--warmup-ratio", type=float, help=f"share of steps spent warming up {preset_default}")
     options.add_mlm_probability_argument(parser)
+    options.add_causal_fraction_argument(parser)
     options.add_seed_argument(parser)
     options.add_position_argument(parser)
     options.add_precision_argument(parser)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations to save memory")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="compile the model with torch.compile (inductor) through Trainer; at mini on 2 CPU cores "
+                             "GPT's steps are 1.25x faster after 16-90 s of compiling, the others gain "
+                             "little or lose (BENCHMARKS.md)")
     parser.add_argument("--eval-steps", type=int, help="validate every N steps (default: a tenth of the run)")
     parser.add_argument("--save-steps", type=int, help="checkpoint every N steps (default: --eval-steps)")
     parser.add_argument("--logging-steps", type=int,
@@ -457,6 +464,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, word_budget=int(args.word_budget) if args.word_budget else None, seed=args.seed,
         precision=args.precision, eval_steps=args.eval_steps, save_steps=args.save_steps,
         logging_steps=args.logging_steps, gradient_checkpointing=args.gradient_checkpointing,
+        torch_compile=args.torch_compile,
         checkpoint_every_words=int(args.checkpoint_every_words) if args.checkpoint_every_words else None,
         resume=args.resume, overwrite=args.overwrite, num_proc=args.num_proc, report_to=args.report_to,
         push_to_hub=args.push_to_hub, hub_private=args.hub_private, hub_revision=args.hub_revision,
