@@ -62,6 +62,14 @@ def write_json(path: str | os.PathLike, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def read_json(path: str | os.PathLike):
+    """A JSON file's content; a damaged file is a `ValueError` naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
 def check_output_dir(output_dir: Path, overwrite: bool, resume: bool) -> None:
     """Refuse to write over an existing run unless asked; a file in the way is always an error."""
     output_dir = Path(output_dir)

@@ -190,7 +190,7 @@ def blocks():
     return torch.randint(5, 800, (16, 64), generator=torch.Generator().manual_seed(0)).tolist()
 
 
-@pytest.mark.parametrize("fraction", [1 / 16, CAUSAL_FRACTION, 0.5])
+@pytest.mark.parametrize("fraction", [1 / 16, 1 / 8, CAUSAL_FRACTION])
 def test_collator_causal_share(tokenizer, fraction):
     collator = make_collator("gpt_bert", tokenizer, seed=0, causal_fraction=fraction)
     assert type(collator) is GPTBERTCollator and collator.causal_fraction == fraction
@@ -241,7 +241,7 @@ def test_validation_batch_holds_every_block_both_ways(tokenizer, blocks):
 
 
 def test_preset_causal_fraction(tmp_path):
-    assert load_preset("tiny").hyperparameters("gpt_bert").causal_fraction == CAUSAL_FRACTION == 0.125
+    assert load_preset("tiny").hyperparameters("gpt_bert").causal_fraction == CAUSAL_FRACTION == 0.5
     path = tmp_path / "p.yaml"
     path.write_text("model_type: gpt_bert\ntraining:\n  gpt_bert: {causal_fraction: 0.25}\n")
     assert load_preset(path).hyperparameters().causal_fraction == 0.25

@@ -3,14 +3,17 @@
     hindi-lm compare                                   # bundled sample, tiny preset, minutes on 2 CPU cores
     hindi-lm compare --corpus shared --preset small --word-budget 5e6 --output-dir runs/small
 
-Writes `<run-dir>/`: `tokenizer/`, one Hub-ready model folder per architecture (`gpt/`, `bert/`, `hybrid/`),
-`checkpoints/` (Trainer state and logs), `results.json`, `report.md`, `loss_curves.png` and, when minimal pairs were
-scored, `minimal_pairs.png`.
+Writes `<run-dir>/`: `tokenizer/`, one Hub-ready model folder per architecture (`gpt/`, `bert/`, `hybrid/`,
+`gpt_bert/`), `checkpoints/` (Trainer state and logs; `<model>/compare_metrics.json` once a model is trained,
+evaluated and fine-tuned), `compare_settings.json`, `results.json`, `report.md`, `loss_curves.png` and, when minimal
+pairs were scored, `minimal_pairs.png`. `--resume` continues a stopped run: finished models are kept, the one in
+progress continues from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -22,10 +25,11 @@ import transformers
 
 from hindi_models.architectures import architecture_names, get_architecture
 from hindi_models.evaluation import evaluate_model, load_minimal_pairs
-from hindi_models.files import atomic_directory, check_output_dir, write_json
+from hindi_models.files import atomic_directory, check_output_dir, read_json, write_json
 from hindi_models.presets import Preset, load_preset
-from hindi_models.tokenizer import train_tokenizer
+from hindi_models.tokenizer import load_tokenizer, train_tokenizer
 from training import options
+from training.callbacks import last_complete_checkpoint
 from training.data import corpus_datasets, describe_corpus, load_corpus, shared_data_dir
 from training.finetune import TASKS, finetune_suite
 from training.pretrain import pretrain
@@ -81,6 +85,7 @@ def compare(
     finetune_examples: int = 400,
     finetune_seeds=(0,),
     overwrite: bool = False,
+    resume: bool = False,
     cards_dir: str | os.PathLike | None = None,
     encoder_position_embeddings: str | None = None,
     **pretrain_kwargs,
@@ -89,28 +94,41 @@ def compare(
 
     Fine-tuning (POS, NER, two classification sets from the shared data) uses at most `finetune_examples`
     training examples per task and one epoch per seed; 0 skips it. Each model folder's card is re-rendered with
-    the measured results at the end, and also written to `cards_dir/<model>.md` when given.
+    the measured results at the end, and also written to `cards_dir/<model>.md` when given. `resume=True`
+    continues a stopped run with the same settings: models already finished are kept, the one in progress
+    continues from its newest checkpoint.
     """
     started = time.time()
     if word_budget <= 0:
         raise ValueError(f"--word-budget must be positive, got {word_budget}")
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume exclude each other")
     run_dir = Path(run_dir)
-    check_output_dir(run_dir, overwrite, resume=False)
+    check_output_dir(run_dir, overwrite, resume=resume)
     preset_obj = preset if isinstance(preset, Preset) else load_preset(preset)
     preset_obj = preset_obj.with_overrides(encoder_position_embeddings=encoder_position_embeddings)
+    model_types = list(model_types or architecture_names())
+    record_settings(run_dir, resume, preset=preset_obj.to_dict(), corpus=describe_corpus(corpus),
+                    word_budget=word_budget, models=model_types, seed=seed, max_eval_texts=max_eval_texts,
+                    max_pairs=max_pairs, finetune_examples=finetune_examples, finetune_seeds=list(finetune_seeds),
+                    pretrain=pretrain_kwargs)
     splits = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)
-    with atomic_directory(run_dir / "tokenizer") as tmp:
-        tokenizer = train_tokenizer(splits["train"]["text"], vocab_size=preset_obj.vocab_size, output_dir=tmp,
-                                    held_out=splits["validation"]["text"])
+    if resume and (run_dir / "tokenizer" / "fertility.json").is_file():  # written last: the folder is complete
+        tokenizer = load_tokenizer(run_dir / "tokenizer")
+        tokenizer.fertility = read_json(run_dir / "tokenizer" / "fertility.json")
+    else:
+        with atomic_directory(run_dir / "tokenizer") as tmp:
+            tokenizer = train_tokenizer(splits["train"]["text"], vocab_size=preset_obj.vocab_size, output_dir=tmp,
+                                        held_out=splits["validation"]["text"])
     texts = splits["validation"]["text"][:max_eval_texts]
     pairs, pairs_file = minimal_pairs_subset(shared_data, max_pairs)
     finetuning = dict(shared_data=shared_data, seeds=finetune_seeds, examples=finetune_examples) \
         if finetune_examples and pairs_file else None  # the fine-tuning sets live beside the minimal pairs
 
     models, logs = {}, {}
-    for model_type in model_types or architecture_names():
+    for model_type in model_types:
         models[model_type] = train_and_evaluate(model_type, run_dir, preset_obj, corpus, word_budget, seed, texts,
-                                                pairs, finetuning, pretrain_kwargs)
+                                                pairs, finetuning, pretrain_kwargs, resume)
         logs[model_type] = read_log(run_dir / "checkpoints" / model_type / "log.jsonl")
 
     results = {
@@ -143,14 +161,46 @@ def compare(
     return results
 
 
+def record_settings(run_dir: Path, resume: bool, **settings) -> None:
+    """Write what decides a compare run's results to `compare_settings.json`; on resume, refuse settings that
+    differ from the stopped run's, naming the first that differs."""
+    settings = json.loads(json.dumps(settings, default=str))  # Paths and tuples as the file will hold them
+    path = run_dir / "compare_settings.json"
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(path, settings)
+        return
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: --resume given but this folder holds no compare run to resume")
+    saved = read_json(path)
+    for key in sorted(set(saved) | set(settings)):
+        if saved.get(key) != settings.get(key):
+            raise ValueError(f"{path}: {key} was {saved.get(key)!r}, now {settings.get(key)!r}; --resume needs the "
+                             f"stopped run's settings")
+
+
 def train_and_evaluate(model_type: str, run_dir: Path, preset: Preset, corpus, word_budget: int, seed: int,
-                       texts, pairs, finetuning: dict | None, pretrain_kwargs: dict) -> dict:
+                       texts, pairs, finetuning: dict | None, pretrain_kwargs: dict, resume: bool = False) -> dict:
     """Pretrain one architecture into `run_dir/<model_type>`, evaluate it, sample from it (causal side) and
-    fine-tune it (when `finetuning` is given); returns its metrics."""
-    print(f"\n=== {model_type}: pretraining on {word_budget:,} words ===")
-    metrics = pretrain(model_type=model_type, preset=preset, corpus=corpus, output_dir=run_dir / model_type,
-                       checkpoint_dir=run_dir / "checkpoints" / model_type, tokenizer_path=run_dir / "tokenizer",
-                       word_budget=word_budget, seed=seed, overwrite=True, **pretrain_kwargs)
+    fine-tune it (when `finetuning` is given); returns its metrics, also written to
+    `checkpoints/<model_type>/compare_metrics.json`. With `resume`, a finished model is read back from there and a
+    pretraining in progress continues from its newest checkpoint."""
+    checkpoint_dir = run_dir / "checkpoints" / model_type
+    done = checkpoint_dir / "compare_metrics.json"
+    if resume and done.is_file():
+        print(f"\n=== {model_type}: finished before the stop, kept ===")
+        return read_json(done)
+    if resume and (checkpoint_dir / "metrics.json").is_file():  # written after the model folder is saved
+        print(f"\n=== {model_type}: pretrained before the stop, kept ===")
+        metrics = read_json(checkpoint_dir / "metrics.json")
+    else:
+        continues = resume and checkpoint_dir.is_dir() and last_complete_checkpoint(checkpoint_dir) is not None
+        print(f"\n=== {model_type}: pretraining on {word_budget:,} words"
+              f"{' (continued from its last checkpoint)' if continues else ''} ===")
+        metrics = pretrain(model_type=model_type, preset=preset, corpus=corpus, output_dir=run_dir / model_type,
+                           checkpoint_dir=checkpoint_dir, tokenizer_path=run_dir / "tokenizer",
+                           word_budget=word_budget, seed=seed, overwrite=not continues, resume=continues,
+                           **pretrain_kwargs)
     print(f"=== {model_type}: evaluating ===")
     metrics["evaluation"] = evaluate_model(run_dir / model_type, eval_texts=texts, minimal_pairs=pairs,
                                            trust_remote_code=True)["sections"]
@@ -162,6 +212,7 @@ def train_and_evaluate(model_type: str, run_dir: Path, preset: Preset, corpus, w
                                              seeds=finetuning["seeds"], epochs=1.0,
                                              max_train_examples=finetuning["examples"],
                                              max_eval_examples=finetuning["examples"])["tasks"]
+    write_json(done, metrics)
     return metrics
 
 
@@ -201,6 +252,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finetune-seeds", type=int, nargs="+", default=[0], help="one fine-tuning run per seed")
     options.add_precision_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a stopped run in --output-dir with the same settings: finished models are "
+                             "kept, the one in progress continues from its last checkpoint")
     parser.add_argument("--cards-dir", type=Path, default=None,
                         help="also write each model's card here as <model>.md, e.g. model_cards/reference_mini "
                              "(default: only in the model folders)")
@@ -212,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
             word_budget=int(args.word_budget),
             model_types=args.models, seed=args.seed, shared_data=args.shared_data,
             max_eval_texts=args.max_eval_texts, max_pairs=args.max_pairs or None, overwrite=args.overwrite,
+            resume=args.resume,
             finetune_examples=args.finetune_examples, finetune_seeds=tuple(args.finetune_seeds),
             precision=args.precision, cards_dir=args.cards_dir,
             encoder_position_embeddings=args.encoder_position_embeddings,
