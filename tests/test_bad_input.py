@@ -54,6 +54,7 @@ def _shared_with_unknown_label(root):
     folder = root / "shared" / "midas_hindi_classification" / "bbc_topic"
     folder.mkdir(parents=True)
     _write(folder / "train.jsonl", '{"text": "भारत जीता", "label": "sport"}\n{"text": "नई फ़िल्म", "label": "entertainment"}\n')
+    _write(folder / "dev.jsonl", '{"text": "मैच", "label": "sport"}\n')
     _write(folder / "test.jsonl", '{"text": "बाज़ार गिरा", "label": "sport"}\n{"text": "शेयर", "label": "business"}\n')
     return str(root / "shared")
 

@@ -174,7 +174,7 @@ def test_accuracy_and_macro_f1_exact_numbers():
 @pytest.mark.parametrize("model_type", ["gpt", "bert", "hybrid"])
 def test_pos_finetuning_learns(saved_models, shared_data, model_type):
     """A tiny repeated training set: word accuracy on it must rise well above the untrained head's."""
-    train, _, labels = load_task("pos", shared_data)
+    train, _, _, labels = load_task("pos", shared_data)
     small = train[:12]
     result = finetune(saved_models[model_type], "pos", small * 4, small, labels, seed=0, epochs=6, batch_size=8,
                       learning_rate=3e-3, evaluate_before=True)
@@ -190,7 +190,7 @@ def test_pos_finetuning_learns(saved_models, shared_data, model_type):
     ("hybrid", "iitp_sentiment", {"accuracy", "macro_f1"}),
 ])
 def test_finetune_runs_on_shared_tasks(saved_models, shared_data, model_type, task, keys):
-    train, evaluation, labels = load_task(task, shared_data)
+    train, _, evaluation, labels = load_task(task, shared_data)
     result = finetune(saved_models[model_type], task, train, evaluation, labels, epochs=1, batch_size=16,
                       max_train_examples=32, max_eval_examples=16)
     assert keys <= set(result["metrics"]) and result["n_train"] == 32 and result["n_eval"] == 16
@@ -199,13 +199,14 @@ def test_finetune_runs_on_shared_tasks(saved_models, shared_data, model_type, ta
 
 def test_cli_suite_writes_summary(saved_models, shared_data, tmp_path, capsys):
     output = tmp_path / "results.json"
-    code = main(["--model", str(saved_models["bert"]), "--tasks", "bbc_topic", "--seeds", "0", "1", "--epochs", "1",
+    code = main(["--model", str(saved_models["bert"]), "--tasks", "bbc_topic", "--seeds", "0", "1", "--quick",
                  "--max-train-examples", "16", "--max-eval-examples", "8", "--shared-data", str(shared_data),
                  "--output", str(output)])
     assert code == 0
     entry = json.loads(output.read_text(encoding="utf-8"))["tasks"]["bbc_topic"]
     assert entry["n_train"] == 16 and entry["n_eval"] == 8 and len(entry["per_seed"]) == 2
     assert set(entry["accuracy"]) == {"mean", "std"} and set(entry["macro_f1"]) == {"mean", "std"}
+    assert "from_scratch" not in entry and entry["n_dev"] == 0 and entry["learning_rate"] == 5e-5  # --quick
     captured = capsys.readouterr()
     assert "[finetune] bbc_topic:" in captured.err and json.loads(captured.out)["tasks"]["bbc_topic"] == entry
 

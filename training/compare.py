@@ -84,6 +84,7 @@ def compare(
     max_pairs: int | None = 600,
     finetune_examples: int = 400,
     finetune_seeds=(0,),
+    finetune_protocol: str = "quick",
     overwrite: bool = False,
     resume: bool = False,
     cards_dir: str | os.PathLike | None = None,
@@ -92,17 +93,20 @@ def compare(
 ) -> dict:
     """Train one tokenizer, pretrain each architecture on the same words, evaluate all, write the report.
 
-    Fine-tuning (POS, NER, two classification sets from the shared data) uses at most `finetune_examples`
-    training examples per task and one epoch per seed; 0 skips it. Each model folder's card is re-rendered with
-    the measured results at the end, and also written to `cards_dir/<model>.md` when given. `resume=True`
-    continues a stopped run with the same settings: models already finished are kept, the one in progress
-    continues from its newest checkpoint.
+    Fine-tuning (POS, NER, two classification sets from the shared data): `finetune_protocol="quick"` uses at most
+    `finetune_examples` examples per task and one epoch per seed, `"full"` the protocol of `training.finetune` (full
+    splits, early stopping, learning-rate choice, floors); `finetune_examples=0` skips it. Each model folder's card
+    is re-rendered with the measured results at the end, and also written to `cards_dir/<model>.md` when given.
+    `resume=True` continues a stopped run with the same settings: models already finished are kept, the one in
+    progress continues from its newest checkpoint.
     """
     started = time.time()
     if word_budget <= 0:
         raise ValueError(f"--word-budget must be positive, got {word_budget}")
     if overwrite and resume:
         raise ValueError("--overwrite and --resume exclude each other")
+    if finetune_protocol not in ("quick", "full"):
+        raise ValueError(f"--finetune-protocol must be quick or full, got {finetune_protocol!r}")
     run_dir = Path(run_dir)
     check_output_dir(run_dir, overwrite, resume=resume)
     preset_obj = preset if isinstance(preset, Preset) else load_preset(preset)
@@ -111,7 +115,7 @@ def compare(
     record_settings(run_dir, resume, preset=preset_obj.to_dict(), corpus=describe_corpus(corpus),
                     word_budget=word_budget, models=model_types, seed=seed, max_eval_texts=max_eval_texts,
                     max_pairs=max_pairs, finetune_examples=finetune_examples, finetune_seeds=list(finetune_seeds),
-                    pretrain=pretrain_kwargs)
+                    finetune_protocol=finetune_protocol, pretrain=pretrain_kwargs)
     splits = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)
     if resume and (run_dir / "tokenizer" / "fertility.json").is_file():  # written last: the folder is complete
         tokenizer = load_tokenizer(run_dir / "tokenizer")
@@ -122,7 +126,8 @@ def compare(
                                         held_out=splits["validation"]["text"])
     texts = splits["validation"]["text"][:max_eval_texts]
     pairs, pairs_file = minimal_pairs_subset(shared_data, max_pairs)
-    finetuning = dict(shared_data=shared_data, seeds=finetune_seeds, examples=finetune_examples) \
+    finetuning = dict(shared_data=shared_data, seeds=finetune_seeds, quick=finetune_protocol == "quick",
+                      examples=finetune_examples if finetune_protocol == "quick" else None) \
         if finetune_examples and pairs_file else None  # the fine-tuning sets live beside the minimal pairs
 
     models, logs = {}, {}
@@ -147,7 +152,9 @@ def compare(
             "eval_texts": len(texts),
             "minimal_pairs_file": pairs_file,
             "minimal_pairs_scored": len(pairs) if pairs else 0,
-            "finetune": {"max_examples": finetune_examples, "seeds": list(finetune_seeds), "epochs": 1.0},
+            "finetune": {"protocol": finetune_protocol, "seeds": list(finetune_seeds),
+                         **({"max_examples": finetune_examples, "epochs": 1.0}
+                            if finetune_protocol == "quick" else {})},
         },
         "tokenizer": {"vocab_size": len(tokenizer), "fertility": tokenizer.fertility},
         "models": models,
@@ -209,7 +216,7 @@ def train_and_evaluate(model_type: str, run_dir: Path, preset: Preset, corpus, w
     if finetuning:
         print(f"=== {model_type}: fine-tuning ===")
         metrics["finetune"] = finetune_suite(run_dir / model_type, finetuning["shared_data"], tasks=tuple(TASKS),
-                                             seeds=finetuning["seeds"], epochs=1.0,
+                                             seeds=finetuning["seeds"], quick=finetuning["quick"],
                                              max_train_examples=finetuning["examples"],
                                              max_eval_examples=finetuning["examples"])["tasks"]
     write_json(done, metrics)
@@ -248,8 +255,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-eval-texts", type=int, default=200, help="validation lines scored for bits/char")
     parser.add_argument("--max-pairs", type=int, default=600, help="minimal pairs scored per model (0 = all)")
     parser.add_argument("--finetune-examples", type=int, default=400,
-                        help="training/eval examples per fine-tuning task (0 = skip fine-tuning)")
+                        help="training/eval examples per fine-tuning task with the quick protocol (0 = skip "
+                             "fine-tuning)")
     parser.add_argument("--finetune-seeds", type=int, nargs="+", default=[0], help="one fine-tuning run per seed")
+    parser.add_argument("--finetune-protocol", choices=["quick", "full"], default="quick",
+                        help="quick: one epoch on --finetune-examples; full: `hindi-lm finetune`'s protocol (full "
+                             "splits, early stopping on dev, learning rate chosen on dev, majority and from-scratch "
+                             "floors)")
     options.add_precision_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--resume", action="store_true",
@@ -268,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
             max_eval_texts=args.max_eval_texts, max_pairs=args.max_pairs or None, overwrite=args.overwrite,
             resume=args.resume,
             finetune_examples=args.finetune_examples, finetune_seeds=tuple(args.finetune_seeds),
-            precision=args.precision, cards_dir=args.cards_dir,
+            finetune_protocol=args.finetune_protocol, precision=args.precision, cards_dir=args.cards_dir,
             encoder_position_embeddings=args.encoder_position_embeddings,
             mlm_probability=args.mlm_probability, causal_fraction=args.causal_fraction)
     return 0

@@ -1,22 +1,32 @@
-"""Fine-tune a saved GPT, BERT or hybrid on Hindi POS tagging, NER and text classification with `transformers.Trainer`.
+"""Fine-tune a saved GPT, BERT, hybrid or GPT-BERT on Hindi POS tagging, NER and text classification with
+`transformers.Trainer`, in the style of the BabyLM evaluation pipeline.
 
-    hindi-lm finetune --model runs/bert --tasks pos ner --seeds 0 1 2 --output results.json
-    python -m training.finetune --model runs/hybrid --tasks bbc_topic --max-train-examples 500
+    hindi-lm finetune --model runs/bert --output results.json                 # the protocol, all four tasks
+    hindi-lm finetune --model runs/bert --tasks pos --quick                    # one epoch on 800 examples
+    python -m training.finetune --model runs/hybrid --tasks bbc_topic --seeds 0 --learning-rates 3e-4
 
-Tasks (files under the shared data folder, `$HINDI_MODELS_SHARED_DATA` or ../shared/data; train → eval):
+The protocol (default): each task's full train split, up to 10 epochs with early stopping on its dev split
+(patience 3; the best epoch's weights are restored), the learning rate picked on dev among 1e-4, 3e-4, 1e-3 with
+the first seed, batch 32, mean ± std over seeds 0 1 2 on the test split. Every task also reports two floors: the
+majority class (most frequent tag per word for POS) and the same architecture randomly initialised and fine-tuned
+with the same protocol (`from_scratch`), so the gain from pretraining is a number (`pretraining_gain`).
+`--quick` is the fast setting of the default `make compare`: one epoch on at most 800 examples, learning rate
+5e-5, batch 16, no dev split, no from-scratch twin.
 
-* `pos`: UD Hindi-HDTB 2015, UPOS (UD v1 tags, `CONJ` not `CCONJ`), train on `hi-ud-dev.conllu`, evaluate on
-  `hi-ud-test.public.conllu`; metric: accuracy over words.
-* `ner`: IL-NER Hindi, BIO tags over `NEP NEL NEO NEN NETI NEAR NED NEU`, train → test; metric: entity-level micro
-  F1 with seqeval's default (IOB2, non-strict) span rules.
-* `bbc_topic`, `iitp_sentiment`: MIDAS Hindi classification, `text` → `label`, train → test; metrics: accuracy
-  and macro-F1.
+Tasks (files under the shared data folder, `$HINDI_MODELS_SHARED_DATA` or ../shared/data; train / dev / test):
+
+* `pos`: UD Hindi-HDTB 2015, UPOS (UD v1 tags, `CONJ` not `CCONJ`): trained on `hi-ud-dev.conllu` (the only
+  training data there is) minus a tenth carved off by a fixed hash as dev, tested on `hi-ud-test.public.conllu`
+  and, out of domain, on UD Hindi-PUD (`pud`; v2's `CCONJ` read as `CONJ`); metric: accuracy over words.
+* `ner`: IL-NER Hindi, BIO tags over `NEP NEL NEO NEN NETI NEAR NED NEU`; metric: entity-level micro F1 with
+  seqeval's default (IOB2, non-strict) span rules.
+* `bbc_topic`, `iitp_sentiment`: MIDAS Hindi classification, `text` → `label`; metrics: accuracy and macro-F1.
 
 Word-level tags label the first sub-token of each word (others -100, as in `run_ner.py`); a word cut off by
-`max_length` counts as wrong (POS) or as `O` (NER), so truncation never flatters a score.
-GPT uses the stock `GPT2For{Token,Sequence}Classification` heads (the sequence head reads the last non-pad token,
-`[SEP]`), BERT the stock Bert heads, the hybrid and GPT-BERT their bidirectional heads (served by the installed
-package: no remote code runs).
+`max_length` counts as wrong (POS) or as `O` (NER), so truncation never flatters a score. Batches are padded to
+their longest example. GPT uses the stock `GPT2For{Token,Sequence}Classification` heads (the sequence head reads
+the last non-pad token, `[SEP]`), BERT the stock Bert heads, the hybrid and GPT-BERT their bidirectional heads
+(served by the installed package: no remote code runs).
 """
 
 from __future__ import annotations
@@ -27,9 +37,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+import torch
 from datasets import Dataset
 from seqeval.metrics import f1_score as seqeval_f1
 from seqeval.metrics import precision_score as seqeval_precision
@@ -44,6 +56,7 @@ from transformers import (
     AutoTokenizer,
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,
+    EarlyStoppingCallback,
     Trainer,
     TrainingArguments,
     set_seed,
@@ -52,13 +65,16 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
 from training import options
-from training.tasks import TASKS, load_task
+from training.pretrain import resolve_precision
+from training.tasks import TASKS, load_out_of_domain_tests, load_task
 
 IGNORE_INDEX = -100
 logger = hf_logging.get_logger("hindi_models.finetune")
 
 MAIN_METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall"), "classification": ("accuracy", "macro_f1")}
-DEFAULTS = dict(epochs=3.0, batch_size=16, learning_rate=5e-5, max_length=256)
+DEFAULTS = dict(epochs=3.0, batch_size=16, learning_rate=5e-5, max_length=256)  # one `finetune()` call
+PROTOCOL = dict(epochs=10.0, batch_size=32, learning_rates=(1e-4, 3e-4, 1e-3), patience=3)
+QUICK = dict(epochs=1.0, batch_size=16, learning_rates=(5e-5,), max_examples=800)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -78,6 +94,34 @@ def accuracy_and_macro_f1(gold, predicted) -> dict:
         return {"accuracy": 0.0, "macro_f1": 0.0}
     return {"accuracy": float(accuracy_score(gold, predicted)),
             "macro_f1": float(sklearn_f1(gold, predicted, average="macro", zero_division=0))}
+
+
+def tag_accuracy(gold: list[list[str]], predicted: list[list[str | None]]) -> dict:
+    """Accuracy over words; a word without a prediction (`None`, cut off by truncation) counts as wrong."""
+    pairs = [(g, p) for gs, ps in zip(gold, predicted, strict=True) for g, p in zip(gs, ps, strict=True)]
+    return {"accuracy": sum(g == p for g, p in pairs) / len(pairs), "n_words": len(pairs),
+            "n_words_truncated": sum(p is None for _, p in pairs)}
+
+
+def majority_baseline(kind: str, train: list[dict], test: list[dict]) -> dict:
+    """The frequency floor on `test`, scored like the models: the train split's most frequent label
+    (classification), each word's most frequent train tag and the most frequent tag for unseen words (POS), all `O`
+    (NER, whose entity F1 is then 0)."""
+    if kind == "classification":
+        top = Counter(e["label"] for e in train).most_common(1)[0][0]
+        return accuracy_and_macro_f1([e["label"] for e in test], [top] * len(test))
+    gold = [e["tags"] for e in test]
+    if kind == "ner":
+        return entity_f1(gold, [["O"] * len(tags) for tags in gold])
+    per_word, overall = defaultdict(Counter), Counter()
+    for example in train:
+        for word, tag in zip(example["tokens"], example["tags"]):
+            per_word[word][tag] += 1
+            overall[tag] += 1
+    fallback = overall.most_common(1)[0][0]
+    predicted = [[per_word[w].most_common(1)[0][0] if w in per_word else fallback for w in e["tokens"]]
+                 for e in test]
+    return tag_accuracy(gold, predicted)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -163,18 +207,15 @@ def task_kind(task: str) -> str:
     raise ValueError(f"unknown task {task!r} (kinds: {', '.join(MAIN_METRICS)}; suite tasks: {', '.join(TASKS)})")
 
 
-def encode_task(task: str, tokenizer, train: list[dict], eval: list[dict], labels: list[str], max_length: int):
-    """(train set, eval set, kept words per eval example or None) of a task; tags outside `labels` are refused."""
+def encode_task(task: str, tokenizer, splits: dict[str, list[dict]], labels: list[str], max_length: int) -> dict:
+    """Each named split encoded as (dataset, kept words per example or None); tags outside `labels` are refused."""
     label2id = {label: i for i, label in enumerate(labels)}
     if task_kind(task) == "classification":
-        train_set, eval_set = (encode_texts(tokenizer, split, label2id, max_length) for split in (train, eval))
-        return train_set, eval_set, None
-    unknown = sorted({t for split in (train, eval) for e in split for t in e["tags"]} - set(label2id))
+        return {name: (encode_texts(tokenizer, split, label2id, max_length), None) for name, split in splits.items()}
+    unknown = sorted({t for split in splits.values() for e in split for t in e["tags"]} - set(label2id))
     if unknown:
         raise ValueError(f"{task}: tags {', '.join(unknown)} are not among the labels ({', '.join(labels)})")
-    train_set, _ = encode_tagged(tokenizer, train, label2id, max_length)
-    eval_set, kept_words = encode_tagged(tokenizer, eval, label2id, max_length)
-    return train_set, eval_set, kept_words
+    return {name: encode_tagged(tokenizer, split, label2id, max_length) for name, split in splits.items()}
 
 
 def make_compute_metrics(kind: str, eval_examples: list[dict], kept_words, id2label: dict):
@@ -187,11 +228,7 @@ def make_compute_metrics(kind: str, eval_examples: list[dict], kept_words, id2la
         gold = [e["tags"] for e in eval_examples]
         predicted = word_predictions(predictions, labels, kept_words, eval_examples, id2label,
                                      missing="O" if kind == "ner" else None)
-        if kind == "ner":
-            return entity_f1(gold, predicted)
-        pairs = [(g, p) for gs, ps in zip(gold, predicted) for g, p in zip(gs, ps)]
-        return {"accuracy": sum(g == p for g, p in pairs) / len(pairs), "n_words": len(pairs),
-                "n_words_truncated": sum(p is None for _, p in pairs)}
+        return entity_f1(gold, predicted) if kind == "ner" else tag_accuracy(gold, predicted)
 
     return compute_metrics
 
@@ -217,63 +254,100 @@ def finetune(
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
     evaluate_before: bool = False,
+    dev: list[dict] | None = None,
+    patience: int = PROTOCOL["patience"],
+    from_scratch: bool = False,
+    extra_eval: dict[str, list[dict]] | None = None,
+    precision: str = "fp32",
 ) -> dict:
     """Fine-tune `model_dir` on one task and evaluate at the end; returns a JSON-serialisable dict.
 
-    `task` is a kind (`pos`, `ner`, `classification`) or a suite task name; `train` / `eval` are loader outputs;
-    `labels` the label names (index = class id). `output_dir`, when given, receives the fine-tuned model,
-    tokenizer and `finetune_results.json`. `evaluate_before` also scores the untouched model (key `before`).
-    `revision` / `trust_remote_code` are `from_pretrained`'s; `device="cpu"` keeps Trainer off a GPU.
+    `task` is a kind (`pos`, `ner`, `classification`) or a suite task name; `train` / `eval` (the test split) are
+    loader outputs; `labels` the label names (index = class id). With `dev`, Trainer scores it every epoch, stops
+    after `patience` epochs without a better main metric (`EarlyStoppingCallback`) and restores the best epoch's
+    weights before the test (key `dev`: the best epoch's dev scores). `from_scratch` trains the same architecture
+    from a random initialisation instead of the pretrained weights. `extra_eval` (name → examples) are further test
+    sets scored at the end (key `extra`). `output_dir`, when given, receives the fine-tuned model, tokenizer and
+    `finetune_results.json`. `evaluate_before` also scores the untouched model on the test split (key `before`).
+    `revision` / `trust_remote_code` are `from_pretrained`'s; `device="cpu"` keeps Trainer off a GPU; `precision`
+    is `fp32`, `bf16` or `fp16` (autocast through Trainer).
     """
     kind = task_kind(task)
     train, eval = train[:max_train_examples], eval[:max_eval_examples]
     if not train or not eval:
         raise ValueError(f"{task}: empty train ({len(train)}) or eval ({len(eval)}) split")
+    if dev is not None and not dev:
+        raise ValueError(f"{task}: empty dev split")
     label2id = {label: i for i, label in enumerate(labels)}
     id2label = dict(enumerate(labels))
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), revision=revision)
     if not tokenizer.is_fast and kind != "classification":
         raise ValueError(f"{model_dir}: word-level tagging needs a fast tokenizer (word_ids)")
 
-    config = AutoConfig.from_pretrained(str(model_dir), revision=revision, trust_remote_code=trust_remote_code)
+    config = AutoConfig.from_pretrained(str(model_dir), revision=revision, trust_remote_code=trust_remote_code,
+                                        num_labels=len(labels), id2label=id2label, label2id=label2id)
+    if config.pad_token_id is None:
+        config.pad_token_id = tokenizer.pad_token_id  # GPT-2 sequence classification needs it
     max_length = min(max_length, getattr(config, "max_position_embeddings", None) or max_length)  # e.g. tiny: 128
-    train_set, eval_set, kept_words = encode_task(task, tokenizer, train, eval, labels, max_length)
+    examples = {"test": eval, **({"dev": dev} if dev is not None else {}), **(extra_eval or {})}
+    encoded = encode_task(task, tokenizer, {"train": train, **examples}, labels, max_length)
     if kind == "classification":
         collator, auto_class = DataCollatorWithPadding(tokenizer), AutoModelForSequenceClassification
     else:
         collator, auto_class = DataCollatorForTokenClassification(tokenizer), AutoModelForTokenClassification
 
-    set_seed(seed)  # seeds the new head's initialisation
-    model = load_with_new_head(auto_class, model_dir, num_labels=len(labels), id2label=id2label, label2id=label2id,
-                               revision=revision, trust_remote_code=trust_remote_code)
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id  # GPT-2 sequence classification needs it
+    set_seed(seed)  # seeds the new head's (or, from scratch, the whole model's) initialisation
+    if from_scratch:
+        model = auto_class.from_config(config, trust_remote_code=trust_remote_code)
+    else:
+        model = load_with_new_head(auto_class, model_dir, config=config, revision=revision,
+                                   trust_remote_code=trust_remote_code)
 
+    early_stopping = dev is not None
     with tempfile.TemporaryDirectory(prefix="finetune-") as scratch:
         args = TrainingArguments(
-            output_dir=str(output_dir or scratch), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+            output_dir=scratch, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
             per_device_eval_batch_size=2 * batch_size, learning_rate=learning_rate, weight_decay=0.01,
-            warmup_steps=0.1, lr_scheduler_type="linear", seed=seed, data_seed=seed, eval_strategy="no",
-            save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
-            use_cpu=device == "cpu",
+            warmup_steps=0.1, lr_scheduler_type="linear", seed=seed, data_seed=seed,
+            eval_strategy="epoch" if early_stopping else "no", save_strategy="epoch" if early_stopping else "no",
+            load_best_model_at_end=early_stopping, metric_for_best_model=MAIN_METRICS[kind][0],
+            greater_is_better=True, save_total_limit=1, save_only_model=True, logging_strategy="no", report_to=[],
+            disable_tqdm=True, use_cpu=device == "cpu" or not torch.cuda.is_available(),
+            bf16=precision == "bf16", fp16=precision == "fp16",
         )
         trainer = Trainer(
-            model=model, args=args, data_collator=collator, train_dataset=train_set, eval_dataset=eval_set,
-            processing_class=tokenizer, compute_metrics=make_compute_metrics(kind, eval, kept_words, id2label),
-            preprocess_logits_for_metrics=_argmax,
+            model=model, args=args, data_collator=collator, train_dataset=encoded["train"][0],
+            processing_class=tokenizer, preprocess_logits_for_metrics=_argmax,
+            eval_dataset=encoded["dev"][0] if early_stopping else None,
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=patience)] if early_stopping else None,
         )
         trainer.remove_callback(PrinterCallback)  # keep stdout for the summary; metrics come back in the result
-        result = {"task": task, "kind": kind, "model_dir": str(model_dir), "seed": seed, "n_train": len(train),
-                  "n_eval": len(eval), "labels": list(labels),
+
+        def score(split: str) -> dict:
+            trainer.compute_metrics = make_compute_metrics(kind, examples[split], encoded[split][1], id2label)
+            return _strip(trainer.evaluate(encoded[split][0]))
+
+        result = {"task": task, "kind": kind, "model_dir": str(model_dir), "seed": seed, "from_scratch": from_scratch,
+                  "n_train": len(train), "n_eval": len(eval), "n_dev": len(dev or []), "labels": list(labels),
                   "hyperparameters": dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                          max_length=max_length)}
+                                          max_length=max_length, patience=patience if early_stopping else None,
+                                          precision=precision)}
         if evaluate_before:
-            result["before"] = _strip(trainer.evaluate())
+            result["before"] = score("test")
+        if early_stopping:
+            trainer.compute_metrics = make_compute_metrics(kind, dev, encoded["dev"][1], id2label)
         start = time.perf_counter()
         train_output = trainer.train()
         result["train_seconds"] = round(time.perf_counter() - start, 2)
         result["train_loss"] = float(train_output.training_loss)
-        result["metrics"] = _strip(trainer.evaluate())
+        result["epochs_trained"] = float(trainer.state.epoch)
+        if early_stopping:
+            steps_per_epoch = trainer.state.global_step / trainer.state.epoch
+            result["best_epoch"] = round(trainer.state.best_global_step / steps_per_epoch, 2)
+            result["dev"] = score("dev")
+        result["metrics"] = score("test")
+        if extra_eval:
+            result["extra"] = {name: score(name) for name in extra_eval}
         if output_dir is not None:
             trainer.save_model(str(output_dir))
             Path(output_dir, "finetune_results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -286,48 +360,128 @@ def _strip(metrics: dict) -> dict:
             for key, v in metrics.items()}
 
 
+def _mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def runs_with_learning_rate_choice(model_dir, task: str, seeds, learning_rates, **common) -> dict:
+    """One `finetune` run per seed at one learning rate: with several rates, each is tried with the first seed and
+    the best on the dev split's main metric is kept (its run counts as that seed's); returns the runs, per-seed
+    scores with mean ± std of the main metrics, the rate used and, when chosen, every rate's dev score."""
+    kind, main_metric = task_kind(task), MAIN_METRICS[task_kind(task)][0]
+    if len(learning_rates) > 1 and common.get("dev") is None:
+        raise ValueError("choosing among several learning rates needs a dev split (not with --quick)")
+    label = "from scratch" if common.get("from_scratch") else "pretrained"
+    first = {}
+    for learning_rate in learning_rates:
+        first[learning_rate] = finetune(model_dir, task, seed=seeds[0], learning_rate=learning_rate, **common)
+        _progress(task, label, first[learning_rate])
+    chosen = max(learning_rates, key=lambda lr: first[lr]["dev"][main_metric]) if len(first) > 1 \
+        else learning_rates[0]
+    runs = [first[chosen]]
+    for seed in seeds[1:]:
+        runs.append(finetune(model_dir, task, seed=seed, learning_rate=chosen, **common))
+        _progress(task, label, runs[-1])
+    summary = {"learning_rate": chosen, "per_seed": [{"seed": r["seed"], **r["metrics"]} for r in runs],
+               **{metric: _mean_std([r["metrics"][metric] for r in runs]) for metric in MAIN_METRICS[kind]}}
+    if len(first) > 1:
+        summary["learning_rate_choice"] = {f"{lr:g}": first[lr]["dev"][main_metric] for lr in learning_rates}
+    if "best_epoch" in runs[0]:
+        summary["best_epoch"] = _mean_std([r["best_epoch"] for r in runs])
+    for name in runs[0].get("extra", {}):
+        summary.setdefault("out_of_domain", {})[name] = {
+            metric: _mean_std([r["extra"][name][metric] for r in runs]) for metric in MAIN_METRICS[kind]}
+    return summary
+
+
+def _progress(task: str, label: str, run: dict) -> None:
+    scores = ", ".join(f"{m}={run['metrics'][m]:.4f}" for m in MAIN_METRICS[run["kind"]])
+    stopped = f", {run['epochs_trained']:g} epochs, best {run['best_epoch']:g}" if "best_epoch" in run else ""
+    print(f"[finetune] {task} {label} seed={run['seed']} lr={run['hyperparameters']['learning_rate']:g}: {scores} "
+          f"({run['train_seconds']:.1f}s{stopped})", file=sys.stderr, flush=True)
+
+
 def finetune_suite(
     model_dir: str | Path,
     shared_data: str | Path | None = None,
-    tasks=("pos", "ner", "bbc_topic", "iitp_sentiment"),
+    tasks=tuple(TASKS),
     seeds=(0, 1, 2),
-    epochs: float = DEFAULTS["epochs"],
-    batch_size: int = DEFAULTS["batch_size"],
-    learning_rate: float = DEFAULTS["learning_rate"],
+    quick: bool = False,
+    epochs: float | None = None,
+    batch_size: int | None = None,
+    learning_rates=None,
+    patience: int = PROTOCOL["patience"],
+    from_scratch: bool | None = None,
     max_length: int = DEFAULTS["max_length"],
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
+    precision: str = "auto",
     **load,
 ) -> dict:
-    """Fine-tune once per (task, seed); per task the mean and std over seeds of its main metrics, n_train / n_eval.
-
-    Progress goes to stderr, one line per run and per task, so stdout stays the JSON summary. `load` holds
-    `finetune`'s `revision`, `trust_remote_code` and `device`.
+    """The fine-tuning protocol (module docstring) over `tasks`; `quick=True` is the fast setting. Per task: the
+    mean ± std over seeds of its main metrics on the test split (`pos` also on PUD, `out_of_domain`), the learning
+    rate used, the majority floor and, unless `from_scratch=False` (default: on for the protocol, off for quick),
+    the from-scratch twin's scores and `pretraining_gain` (pretrained minus from-scratch means), and the seconds
+    it took. `None` settings take the protocol's or quick's value. Progress goes to stderr, one line per run, so
+    stdout stays the JSON summary. `load` holds `finetune`'s `revision`, `trust_remote_code` and `device`.
     """
-    summary = {"model_dir": str(model_dir), "seeds": list(seeds), "tasks": {}}
+    setting = QUICK if quick else PROTOCOL
+    epochs = setting["epochs"] if epochs is None else epochs
+    batch_size = setting["batch_size"] if batch_size is None else batch_size
+    learning_rates = tuple(setting["learning_rates"] if learning_rates is None else learning_rates)
+    from_scratch = not quick if from_scratch is None else from_scratch
+    if quick:
+        max_train_examples = QUICK["max_examples"] if max_train_examples is None else max_train_examples
+        max_eval_examples = QUICK["max_examples"] if max_eval_examples is None else max_eval_examples
+    check_protocol(tasks, seeds, epochs, batch_size, learning_rates, patience)
+    precision = resolve_precision(precision)
+    started = time.perf_counter()
+    summary = {"model_dir": str(model_dir), "protocol": "quick" if quick else "full", "seeds": list(seeds),
+               "settings": dict(epochs=epochs, batch_size=batch_size, learning_rates=list(learning_rates),
+                                patience=None if quick else patience, from_scratch=from_scratch,
+                                max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
+                                precision=precision),
+               "tasks": {}}
     for name in tasks:
-        train, evaluation, labels = load_task(name, shared_data)
-        runs = []
-        for seed in seeds:
-            start = time.perf_counter()
-            run_result = finetune(model_dir, name, train, evaluation, labels, seed=seed, epochs=epochs,
-                                  batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
-                                  max_train_examples=max_train_examples, max_eval_examples=max_eval_examples, **load)
-            runs.append(run_result)
-            scores = ", ".join(f"{m}={run_result['metrics'][m]:.4f}" for m in MAIN_METRICS[task_kind(name)])
-            seconds = time.perf_counter() - start
-            print(f"[finetune] {name} seed={seed}: {scores} ({seconds:.1f}s)", file=sys.stderr, flush=True)
-        entry = {"n_train": runs[0]["n_train"], "n_eval": runs[0]["n_eval"], "labels": labels,
-                 "per_seed": [{"seed": r["seed"], **r["metrics"]} for r in runs]}
-        for metric in MAIN_METRICS[task_kind(name)]:
-            values = [r["metrics"][metric] for r in runs]
-            entry[metric] = {"mean": statistics.fmean(values),
-                             "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        task_started = time.perf_counter()
+        train, dev, test, labels = load_task(name, shared_data)
+        train, dev, test = train[:max_train_examples], dev[:max_eval_examples], test[:max_eval_examples]
+        extra = {k: v[:max_eval_examples] for k, v in load_out_of_domain_tests(name, shared_data).items()}
+        kind = task_kind(name)
+        common = dict(train=train, eval=test, labels=labels, dev=None if quick else dev, patience=patience,
+                      epochs=epochs, batch_size=batch_size, max_length=max_length, extra_eval=extra,
+                      precision=precision, **load)
+        entry = {"n_train": len(train), "n_dev": 0 if quick else len(dev), "n_eval": len(test), "labels": labels,
+                 **runs_with_learning_rate_choice(model_dir, name, seeds, learning_rates, **common),
+                 "majority": majority_baseline(kind, train, test)}
+        if extra:
+            entry["majority_out_of_domain"] = {k: majority_baseline(kind, train, v) for k, v in extra.items()}
+        if from_scratch:
+            entry["from_scratch"] = runs_with_learning_rate_choice(model_dir, name, seeds, learning_rates,
+                                                                   from_scratch=True, **common)
+            entry["pretraining_gain"] = {m: entry[m]["mean"] - entry["from_scratch"][m]["mean"]
+                                         for m in MAIN_METRICS[kind]}
+        entry["seconds"] = round(time.perf_counter() - task_started, 1)
         summary["tasks"][name] = entry
-        means = ", ".join(f"{m}={entry[m]['mean']:.4f}±{entry[m]['std']:.4f}" for m in MAIN_METRICS[task_kind(name)])
+        means = ", ".join(f"{m}={entry[m]['mean']:.4f}±{entry[m]['std']:.4f}" for m in MAIN_METRICS[kind])
+        gain = f", gain over from scratch {entry['pretraining_gain']}" if from_scratch else ""
         print(f"[finetune] {name}: {means} over {len(seeds)} seed(s), n_train={entry['n_train']}, "
-              f"n_eval={entry['n_eval']}", file=sys.stderr, flush=True)
+              f"n_eval={entry['n_eval']}{gain} ({entry['seconds']:.0f}s)", file=sys.stderr, flush=True)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+def check_protocol(tasks, seeds, epochs, batch_size, learning_rates, patience) -> None:
+    """Refuse settings that cannot fine-tune, before any model or data is loaded."""
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown task {unknown[0]!r} (known: {', '.join(TASKS)})")
+    if not seeds:
+        raise ValueError("--seeds needs at least one seed")
+    for name, value in (("epochs", epochs), ("batch-size", batch_size), ("patience", patience),
+                        *(("learning-rates", lr) for lr in learning_rates)):
+        if value <= 0:
+            raise ValueError(f"--{name} must be positive, got {value}")
 
 
 # --------------------------------------------------------------------------- command line
@@ -335,17 +489,35 @@ def finetune_suite(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `hindi-lm finetune` options."""
-    options.add_model_arguments(parser, help="saved model folder or Hub repo id (GPT, BERT or hybrid) with its "
-                                             "tokenizer")
+    options.add_model_arguments(parser, help="saved model folder or Hub repo id (GPT, BERT, hybrid or GPT-BERT) "
+                                             "with its tokenizer")
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS), help="tasks to fine-tune on")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one fine-tuning run per seed")
-    parser.add_argument("--epochs", type=float, default=DEFAULTS["epochs"], help="epochs over the training split")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="examples per step")
-    parser.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"], help="peak learning rate")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"the fast setting: {QUICK['epochs']:g} epoch on at most {QUICK['max_examples']} "
+                             f"examples, learning rate {QUICK['learning_rates'][0]:g}, batch {QUICK['batch_size']}, "
+                             "no dev split, no from-scratch twin")
+    parser.add_argument("--epochs", type=float,
+                        help=f"most epochs over the training split (default: {PROTOCOL['epochs']:g}; "
+                             f"--quick {QUICK['epochs']:g})")
+    parser.add_argument("--patience", type=int, default=PROTOCOL["patience"],
+                        help="epochs without a better dev score before stopping")
+    parser.add_argument("--learning-rates", "--learning-rate", type=float, nargs="+", dest="learning_rates",
+                        help="peak learning rates; with several, the best on dev (first seed) is used (default: "
+                             f"{' '.join(f'{lr:g}' for lr in PROTOCOL['learning_rates'])}; "
+                             f"--quick {QUICK['learning_rates'][0]:g})")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"examples per step (default: {PROTOCOL['batch_size']}; --quick {QUICK['batch_size']})")
+    parser.add_argument("--from-scratch", action=argparse.BooleanOptionalAction, default=None,
+                        help="also fine-tune a randomly initialised twin, the floor that shows what pretraining adds "
+                             "(default: on; off with --quick)")
     parser.add_argument("--max-length", type=int, default=DEFAULTS["max_length"],
                         help="tokens per example, capped at the model's positions")
-    parser.add_argument("--max-train-examples", type=int, help="first N training examples (default: all)")
-    parser.add_argument("--max-eval-examples", type=int, help="first N evaluation examples (default: all)")
+    parser.add_argument("--max-train-examples", type=int,
+                        help=f"first N training examples (default: all; --quick {QUICK['max_examples']})")
+    parser.add_argument("--max-eval-examples", type=int,
+                        help=f"first N dev and test examples (default: all; --quick {QUICK['max_examples']})")
+    options.add_precision_argument(parser)
     options.add_shared_data_argument(parser)
     parser.add_argument("--output", type=Path, help="JSON file to write the summary to (default: print only)")
 
@@ -354,9 +526,10 @@ def run(args: argparse.Namespace) -> int:
     """Run `hindi-lm finetune` from parsed arguments; prints the summary as JSON (and writes --output)."""
     summary = finetune_suite(
         options.resolve_model(args.model), shared_data=args.shared_data, tasks=tuple(args.tasks),
-        seeds=tuple(args.seeds),
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
-        max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
+        seeds=tuple(args.seeds), quick=args.quick, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rates=args.learning_rates, patience=args.patience, from_scratch=args.from_scratch,
+        max_length=args.max_length, max_train_examples=args.max_train_examples,
+        max_eval_examples=args.max_eval_examples, precision=args.precision,
         revision=args.revision, trust_remote_code=args.trust_remote_code, device=args.device,
     )
     text = json.dumps(summary, indent=2, ensure_ascii=False)

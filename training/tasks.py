@@ -3,6 +3,7 @@ JSONL, text/label JSONL), each refusing bad input with the file and line named."
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -14,19 +15,46 @@ UD_V1_UPOS = ("ADJ", "ADP", "ADV", "AUX", "CONJ", "DET", "INTJ", "NOUN", "NUM", 
               "PUNCT", "SCONJ", "SYM", "VERB", "X")
 _BIO = re.compile(r"^(O|[BI]-\S+)$")
 
-# Suite tasks: kind ("pos", "ner", "classification") and train / eval files relative to the shared data folder.
+# Suite tasks: kind ("pos", "ner", "classification") and train / dev / test files relative to the shared data folder
+# (dev None: carved off the train file by `split_off_dev`, as HDTB's only training data is its dev file).
 TASKS = {
-    "pos": ("pos", "ud_hindi_hdtb_2015/hi-ud-dev.conllu", "ud_hindi_hdtb_2015/hi-ud-test.public.conllu"),
-    "ner": ("ner", "il_ner_hindi/train.jsonl", "il_ner_hindi/test.jsonl"),
+    "pos": ("pos", "ud_hindi_hdtb_2015/hi-ud-dev.conllu", None, "ud_hindi_hdtb_2015/hi-ud-test.public.conllu"),
+    "ner": ("ner", "il_ner_hindi/train.jsonl", "il_ner_hindi/dev.jsonl", "il_ner_hindi/test.jsonl"),
     "bbc_topic": ("classification", "midas_hindi_classification/bbc_topic/train.jsonl",
-                  "midas_hindi_classification/bbc_topic/test.jsonl"),
+                  "midas_hindi_classification/bbc_topic/dev.jsonl", "midas_hindi_classification/bbc_topic/test.jsonl"),
     "iitp_sentiment": ("classification", "midas_hindi_classification/iitp_product_review_sentiment/train.jsonl",
+                       "midas_hindi_classification/iitp_product_review_sentiment/dev.jsonl",
                        "midas_hindi_classification/iitp_product_review_sentiment/test.jsonl"),
 }
+# Out-of-domain test sets scored by the model a task trained (no extra training): PUD's UPOS is UD v2, whose only
+# tag outside UD v1 is CCONJ (v1: CONJ); any other tag outside UD v1 is refused.
+OUT_OF_DOMAIN_TESTS = {"pos": {"pud": ("ud_hindi_pud/hi_pud-ud-test.public.conllu", {"CCONJ": "CONJ"})}}
+DEV_FRACTION = 0.1
 
 
-def load_conllu_upos(path: str | Path) -> list[dict]:
-    """Sentences of a CoNLL-U file as {tokens, tags} (FORM, UPOS); comments, `1-2` ranges and `1.1` nodes skipped."""
+def _text(example: dict) -> str:
+    return " ".join(example["tokens"]) if "tokens" in example else example["text"]
+
+
+def without_overlap(examples: list[dict], *others: list[dict]) -> list[dict]:
+    """`examples` minus those whose text (words joined by spaces, or `text`) is also in one of `others`."""
+    seen = {_text(e) for other in others for e in other}
+    return [e for e in examples if _text(e) not in seen]
+
+
+def split_off_dev(examples: list[dict], fraction: float = DEV_FRACTION) -> tuple[list[dict], list[dict]]:
+    """(train, dev): an example goes to dev when the sha256 of its text falls in the first `fraction` of the hash
+    range, so the split is fixed by the data alone (not by order or seed); duplicates of a text stay together."""
+    def in_dev(example) -> bool:
+        return int(hashlib.sha256(_text(example).encode("utf-8")).hexdigest()[:8], 16) < fraction * 16 ** 8
+
+    return [e for e in examples if not in_dev(e)], [e for e in examples if in_dev(e)]
+
+
+def load_conllu_upos(path: str | Path, tag_map: dict | None = None) -> list[dict]:
+    """Sentences of a CoNLL-U file as {tokens, tags} (FORM, UPOS); comments, `1-2` ranges and `1.1` nodes skipped.
+
+    `tag_map` renames tags first (e.g. UD v2 `CCONJ` → v1 `CONJ`); a tag outside UD v1 after it is an error."""
     path = Path(path)
     sentences, tokens, tags = [], [], []
     with path.open(encoding="utf-8") as handle:
@@ -44,6 +72,7 @@ def load_conllu_upos(path: str | Path) -> list[dict]:
                 raise ValueError(f"{path}:{number}: expected 10 tab-separated CoNLL-U columns, got {len(columns)}")
             if "-" in columns[0] or "." in columns[0]:  # multiword token range or empty node
                 continue
+            columns[3] = (tag_map or {}).get(columns[3], columns[3])
             if columns[3] not in UD_V1_UPOS:
                 raise ValueError(f"{path}:{number}: UPOS {columns[3]!r} is not a UD v1 tag ({' '.join(UD_V1_UPOS)})")
             tokens.append(columns[1])
@@ -113,21 +142,41 @@ def bio_labels(*splits: list[dict]) -> list[str]:
     return ["O"] + [f"{prefix}-{name}" for name in types for prefix in "BI"]
 
 
-def load_task(name: str, shared_data=None) -> tuple[list[dict], list[dict], list[str]]:
-    """(train, eval, labels) of a suite task from the shared data folder."""
+def load_task(name: str, shared_data=None) -> tuple[list[dict], list[dict], list[dict], list[str]]:
+    """(train, dev, test, labels) of a suite task from the shared data folder.
+
+    The test split never overlaps the others: an example whose text is also in test is dropped from train and dev,
+    and one in dev from train (IL-NER repeats 235 test sentences in train and 59 in dev, BBC 2). Labels come from
+    the train split (POS: the UD v1 tagset) and a dev or test label outside them is refused, except NER entity
+    types seen only in dev or test, which stay gold and count as misses (IL-NER's dev has `NED`, train has not)."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
-    kind, train_file, eval_file = TASKS[name]
+    kind, train_file, dev_file, test_file = TASKS[name]
     folder = shared_data_dir(shared_data)
-    train_path, eval_path = folder / train_file, folder / eval_file
-    for path in (train_path, eval_path):
+    paths = [folder / f for f in (train_file, dev_file, test_file) if f is not None]
+    for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found (set --shared-data or HINDI_MODELS_SHARED_DATA)")
     if kind == "pos":
-        return load_conllu_upos(train_path), load_conllu_upos(eval_path), list(UD_V1_UPOS)
-    if kind == "ner":
-        train, evaluation = load_ner_jsonl(train_path), load_ner_jsonl(eval_path)
-        return train, evaluation, bio_labels(train, evaluation)  # eval-only types stay gold (counted as misses)
-    train = load_classification_jsonl(train_path)
-    labels = sorted({example["label"] for example in train})
-    return train, load_classification_jsonl(eval_path, labels), labels
+        train, dev = split_off_dev(load_conllu_upos(folder / train_file))
+        test, labels = load_conllu_upos(folder / test_file), list(UD_V1_UPOS)
+    elif kind == "ner":
+        train, dev, test = (load_ner_jsonl(path) for path in paths)
+        labels = bio_labels(train, dev, test)
+    else:
+        train = load_classification_jsonl(folder / train_file)
+        labels = sorted({example["label"] for example in train})
+        dev, test = (load_classification_jsonl(folder / f, labels) for f in (dev_file, test_file))
+    dev = without_overlap(dev, test)
+    return without_overlap(train, dev, test), dev, test, labels
+
+
+def load_out_of_domain_tests(name: str, shared_data=None) -> dict[str, list[dict]]:
+    """The out-of-domain test sets of a suite task (name → examples); tasks without one give {}."""
+    folder = shared_data_dir(shared_data)
+    tests = {}
+    for test_name, (file, tag_map) in OUT_OF_DOMAIN_TESTS.get(name, {}).items():
+        if not (folder / file).is_file():
+            raise FileNotFoundError(f"{folder / file} not found (set --shared-data or HINDI_MODELS_SHARED_DATA)")
+        tests[test_name] = load_conllu_upos(folder / file, tag_map)
+    return tests
