@@ -1,7 +1,7 @@
 """Loss curves of the same models from two or more `hindi-lm compare` runs on one plot, plus a table.
 
     python benchmarks/compare_runs.py --runs absolute=runs/reference_mini rotary=runs/reference_mini_rotary \
-        --models bert hybrid --out model_cards/reference_mini/encoder_positions.png
+        --models bert hybrid --out model_cards/reference_mini_absolute/encoder_positions.png
 
 Reads each run's `checkpoints/<model>/log.jsonl`; prints the validation losses at every evaluation as a
 Markdown table (nats/token; the hybrid's is 0.5·MLM + 0.5·CLM) and draws them with `training.report`.
