@@ -18,6 +18,17 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts several processes or trains for a while")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models train fastest on one thread; two spin against each other on a busy 2-core machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -41,15 +41,7 @@ REAL_TAGS = ("PROPN PROPN ADP NOUN PROPN ADP NOUN PROPN ADP NOUN PROPN ADP PROPN
              "ADP ADP VERB PUNCT").split()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models train fastest on one thread; two spin against each other on a busy 2-core machine."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write(path, text):

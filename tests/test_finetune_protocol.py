@@ -20,13 +20,7 @@ from training.report import finetune_protocol_table
 from training.tasks import load_conllu_upos, load_out_of_domain_tests, load_task, split_off_dev
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models train fastest on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _texts(split):

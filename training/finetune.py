@@ -323,8 +323,11 @@ def finetune(
         )
         trainer.remove_callback(PrinterCallback)  # keep stdout for the summary; metrics come back in the result
 
+        def metrics_of(split: str):
+            return make_compute_metrics(kind, examples[split], encoded[split][1], id2label)
+
         def score(split: str) -> dict:
-            trainer.compute_metrics = make_compute_metrics(kind, examples[split], encoded[split][1], id2label)
+            trainer.compute_metrics = metrics_of(split)
             return _strip(trainer.evaluate(encoded[split][0]))
 
         result = {"task": task, "kind": kind, "model_dir": str(model_dir), "seed": seed, "from_scratch": from_scratch,
@@ -335,7 +338,7 @@ def finetune(
         if evaluate_before:
             result["before"] = score("test")
         if early_stopping:
-            trainer.compute_metrics = make_compute_metrics(kind, dev, encoded["dev"][1], id2label)
+            trainer.compute_metrics = metrics_of("dev")  # what Trainer scores after each epoch
         start = time.perf_counter()
         train_output = trainer.train()
         result["train_seconds"] = round(time.perf_counter() - start, 2)
@@ -369,8 +372,6 @@ def runs_with_learning_rate_choice(model_dir, task: str, seeds, learning_rates, 
     the best on the dev split's main metric is kept (its run counts as that seed's); returns the runs, per-seed
     scores with mean ± std of the main metrics, the rate used and, when chosen, every rate's dev score."""
     kind, main_metric = task_kind(task), MAIN_METRICS[task_kind(task)][0]
-    if len(learning_rates) > 1 and common.get("dev") is None:
-        raise ValueError("choosing among several learning rates needs a dev split (not with --quick)")
     label = "from scratch" if common.get("from_scratch") else "pretrained"
     first = {}
     for learning_rate in learning_rates:
@@ -433,7 +434,7 @@ def finetune_suite(
     if quick:
         max_train_examples = QUICK["max_examples"] if max_train_examples is None else max_train_examples
         max_eval_examples = QUICK["max_examples"] if max_eval_examples is None else max_eval_examples
-    check_protocol(tasks, seeds, epochs, batch_size, learning_rates, patience)
+    check_protocol(tasks, seeds, epochs, batch_size, learning_rates, patience, quick)
     precision = resolve_precision(precision)
     started = time.perf_counter()
     summary = {"model_dir": str(model_dir), "protocol": "quick" if quick else "full", "seeds": list(seeds),
@@ -471,8 +472,10 @@ def finetune_suite(
     return summary
 
 
-def check_protocol(tasks, seeds, epochs, batch_size, learning_rates, patience) -> None:
+def check_protocol(tasks, seeds, epochs, batch_size, learning_rates, patience, quick: bool) -> None:
     """Refuse settings that cannot fine-tune, before any model or data is loaded."""
+    if quick and len(learning_rates) > 1:
+        raise ValueError("choosing among several learning rates needs a dev split (not with --quick)")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task {unknown[0]!r} (known: {', '.join(TASKS)})")

@@ -142,6 +142,12 @@ def bio_labels(*splits: list[dict]) -> list[str]:
     return ["O"] + [f"{prefix}-{name}" for name in types for prefix in "BI"]
 
 
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (set --shared-data or HINDI_MODELS_SHARED_DATA)")
+    return path
+
+
 def load_task(name: str, shared_data=None) -> tuple[list[dict], list[dict], list[dict], list[str]]:
     """(train, dev, test, labels) of a suite task from the shared data folder.
 
@@ -153,10 +159,7 @@ def load_task(name: str, shared_data=None) -> tuple[list[dict], list[dict], list
         raise ValueError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
     kind, train_file, dev_file, test_file = TASKS[name]
     folder = shared_data_dir(shared_data)
-    paths = [folder / f for f in (train_file, dev_file, test_file) if f is not None]
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found (set --shared-data or HINDI_MODELS_SHARED_DATA)")
+    paths = [_require(folder / f) for f in (train_file, dev_file, test_file) if f is not None]
     if kind == "pos":
         train, dev = split_off_dev(load_conllu_upos(folder / train_file))
         test, labels = load_conllu_upos(folder / test_file), list(UD_V1_UPOS)
@@ -176,7 +179,5 @@ def load_out_of_domain_tests(name: str, shared_data=None) -> dict[str, list[dict
     folder = shared_data_dir(shared_data)
     tests = {}
     for test_name, (file, tag_map) in OUT_OF_DOMAIN_TESTS.get(name, {}).items():
-        if not (folder / file).is_file():
-            raise FileNotFoundError(f"{folder / file} not found (set --shared-data or HINDI_MODELS_SHARED_DATA)")
-        tests[test_name] = load_conllu_upos(folder / file, tag_map)
+        tests[test_name] = load_conllu_upos(_require(folder / file), tag_map)
     return tests
