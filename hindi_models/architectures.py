@@ -64,6 +64,11 @@ class Architecture:
         """True when the architecture has a causal side that `generate` can sample from."""
         return "causal" in self.sections.values()
 
+    @property
+    def causal_only(self) -> bool:
+        """True when every side is causal (GPT): its task heads see only the left context of a position."""
+        return set(self.sections.values()) == {"causal"}
+
     def variant(self, encoder_position_embeddings: str) -> Variant:
         if encoder_position_embeddings not in self.variants:
             raise ValueError(f"encoder_position_embeddings must be one of {ENCODER_POSITION_EMBEDDINGS}, "

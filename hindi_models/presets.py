@@ -171,6 +171,27 @@ def _from_mapping(data: dict, source: str) -> Preset:
     return Preset(**values, source=source).validate()
 
 
+def split_overrides(values: dict, source: str = "--set") -> tuple[dict, dict]:
+    """Split `{key: value}` overrides (e.g. from `hindi-lm pretrain --set dropout=0 --set adam_beta2=0.99`) into
+    preset keys (shape, dropout, ...) and training hyperparameters, type-checking the latter; a key that is neither,
+    or a value of the wrong type, raises `PresetError` naming it. Preset keys are checked by `with_overrides`."""
+    shape, training = {}, {}
+    fixed = ("name", "source", "training", "model_type")  # set by their own flags or files
+    for key, value in values.items():
+        if key in _TRAINING_HINTS:
+            expected = _TRAINING_HINTS[key]
+            if isinstance(value, bool) or not (isinstance(value, expected)
+                                               or (expected is float and isinstance(value, int))):
+                raise PresetError(f"{source}: {key}: expected {expected.__name__}, got {value!r}")
+            training[key] = float(value) if expected is float else value
+        elif key in _FIELDS and key not in fixed:
+            shape[key] = value
+        else:
+            known = [k for k in _FIELDS if k not in fixed] + list(_TRAINING_HINTS)
+            raise PresetError(f"{source}: unknown key {key!r} (known: {', '.join(known)})")
+    return shape, training
+
+
 def available_presets() -> list[str]:
     """Names of the bundled presets."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))

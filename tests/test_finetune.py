@@ -13,6 +13,7 @@ from training.finetune import (
     finetune,
     main,
     word_predictions,
+    word_subtoken,
 )
 from training.tasks import (
     UD_V1_UPOS,
@@ -120,6 +121,28 @@ def test_first_subtoken_labelling_matches_word_ids(tokenizer):
     words = word_predictions(ids, ids, kept_short, [{"tokens": REAL_WORDS}], id2label, missing=None)[0]
     assert 0 < len(kept_short[0]) < len(REAL_WORDS)
     assert words[:len(kept_short[0])] == REAL_TAGS[:len(kept_short[0])] and words[-1] is None
+
+
+def test_last_subtoken_labelling_for_causal_models(tokenizer, saved_models):
+    """GPT's tags sit on each word's last sub-token (the first state that has seen the whole word); the other
+    architectures keep the first; perfect predictions still map back to the gold tags."""
+    from transformers import AutoConfig
+
+    label2id = {tag: i for i, tag in enumerate(UD_V1_UPOS)}
+    dataset, kept = encode_tagged(tokenizer, [{"tokens": REAL_WORDS, "tags": REAL_TAGS}], label2id, max_length=256,
+                                  subtoken="last")
+    labels = dataset[0]["labels"]
+    word_ids = tokenizer(REAL_WORDS, is_split_into_words=True).word_ids()
+    for word, following, label in zip(word_ids, [*word_ids[1:], None], labels):
+        assert label == (IGNORE_INDEX if word is None or word == following else label2id[REAL_TAGS[word]])
+    first, _ = encode_tagged(tokenizer, [{"tokens": REAL_WORDS, "tags": REAL_TAGS}], label2id, max_length=256)
+    assert labels != first[0]["labels"]  # a word of several sub-tokens moved its label
+    ids = np.array([labels])
+    assert word_predictions(ids, ids, kept, [{"tokens": REAL_WORDS}], dict(enumerate(UD_V1_UPOS)), None)[0] == REAL_TAGS
+    assert {m: word_subtoken(AutoConfig.from_pretrained(saved_models[m])) for m in saved_models} == {
+        "gpt": "last", "bert": "first", "hybrid": "first"}
+    with pytest.raises(ValueError, match="subtoken must be 'first' or 'last'"):
+        encode_tagged(tokenizer, [{"tokens": REAL_WORDS, "tags": REAL_TAGS}], label2id, 256, subtoken="middle")
 
 
 def test_entity_f1_exact_numbers():

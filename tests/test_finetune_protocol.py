@@ -166,5 +166,5 @@ def test_compare_runs_the_protocol_when_asked(monkeypatch, tmp_path, shared_data
     assert calls == [dict(tasks=("pos", "ner", "bbc_topic", "iitp_sentiment"), seeds=(0, 1), quick=False,
                           max_train_examples=None, max_eval_examples=None)]
     assert results["run"]["finetune"] == {"protocol": "full", "seeds": [0, 1]}
-    with pytest.raises(ValueError, match="--finetune-protocol must be quick or full, got 'long'"):
+    with pytest.raises(ValueError, match="--finetune-protocol must be one of quick, full, probe, got 'long'"):
         training.compare.compare(run_dir=tmp_path / "other", finetune_protocol="long")

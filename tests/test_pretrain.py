@@ -183,6 +183,28 @@ def test_encoder_positions_flag_overrides_the_preset(tmp_path, tokenizer_dir):
     assert refused.value.code == 2
 
 
+def test_set_overrides_preset_keys_and_hyperparameters(tmp_path, tokenizer_dir, capsys):
+    """`--set KEY=VALUE` reaches the saved config (preset keys) and the run's hyperparameters; bad keys, values and
+    forms are refused naming them, before anything is written."""
+    from training.cli import main
+
+    out = tmp_path / "gpt"
+    assert main(["pretrain", "--preset", "tiny", "--tokenizer", str(tokenizer_dir), "--max-steps", "2",
+                 "--batch-size", "4", "--report-to", "none", "--output-dir", str(out), "--set", "dropout=0",
+                 "--set", "num_layers=1", "--set", "adam_beta2=0.99", "--set", "lr_scheduler_type=linear"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["n_layer"], config["resid_pdrop"], config["attn_pdrop"]) == (1, 0.0, 0.0)
+    hyperparameters = json.loads((out / "training_config.json").read_text())["hyperparameters"]
+    assert (hyperparameters["adam_beta2"], hyperparameters["lr_scheduler_type"]) == (0.99, "linear")
+    capsys.readouterr()
+    for item, message in [("drop=0", "unknown key 'drop'"), ("adam_beta2=high", "adam_beta2: expected float"),
+                          ("dropout", "expected KEY=VALUE"), ("dropout=1.5", "dropout: must be in [0, 1)"),
+                          ("model_type=bert", "unknown key 'model_type'")]:
+        assert main(["pretrain", "--preset", "tiny", "--output-dir", str(tmp_path / "x"), "--set", item]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "training.cli", "pretrain", "--output-dir", str(tmp_path / "x"),

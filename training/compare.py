@@ -33,11 +33,13 @@ from training.callbacks import last_complete_checkpoint
 from training.data import corpus_datasets, describe_corpus, load_corpus, shared_data_dir
 from training.finetune import TASKS, finetune_suite
 from training.pretrain import pretrain
+from training.probe import probe_suite
 from training.report import plot_loss_curves, plot_minimal_pairs, read_log, write_model_cards, write_report
 
 PROMPTS = ["भारत एक", "आज सुबह", "मेरे गाँव में", "विज्ञान के अनुसार"]
 SAMPLING = dict(do_sample=True, temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=40)
 DEFAULT_WORD_BUDGET = 1_000_000
+FINETUNE_PROTOCOLS = ("quick", "full", "probe")  # `--finetune-protocol`
 
 
 def generation_samples(model_dir: Path, prompts=PROMPTS, seed: int = 0) -> list[dict]:
@@ -95,7 +97,8 @@ def compare(
 
     Fine-tuning (POS, NER, two classification sets from the shared data): `finetune_protocol="quick"` uses at most
     `finetune_examples` examples per task and one epoch per seed, `"full"` the protocol of `training.finetune` (full
-    splits, early stopping, learning-rate choice, floors); `finetune_examples=0` skips it. Each model folder's card
+    splits, early stopping, learning-rate choice, floors), `"probe"` linear probes on the frozen states
+    (`training.probe`, full splits, the same floors); `finetune_examples=0` skips it. Each model folder's card
     is re-rendered with the measured results at the end, and also written to `cards_dir/<model>.md` when given.
     `resume=True` continues a stopped run with the same settings: models already finished are kept, the one in
     progress continues from its newest checkpoint.
@@ -105,8 +108,9 @@ def compare(
         raise ValueError(f"--word-budget must be positive, got {word_budget}")
     if overwrite and resume:
         raise ValueError("--overwrite and --resume exclude each other")
-    if finetune_protocol not in ("quick", "full"):
-        raise ValueError(f"--finetune-protocol must be quick or full, got {finetune_protocol!r}")
+    if finetune_protocol not in FINETUNE_PROTOCOLS:
+        raise ValueError(f"--finetune-protocol must be one of {', '.join(FINETUNE_PROTOCOLS)}, got "
+                         f"{finetune_protocol!r}")
     run_dir = Path(run_dir)
     check_output_dir(run_dir, overwrite, resume=resume)
     preset_obj = preset if isinstance(preset, Preset) else load_preset(preset)
@@ -126,7 +130,7 @@ def compare(
                                         held_out=splits["validation"]["text"])
     texts = splits["validation"]["text"][:max_eval_texts]
     pairs, pairs_file = minimal_pairs_subset(shared_data, max_pairs)
-    finetuning = dict(shared_data=shared_data, seeds=finetune_seeds, quick=finetune_protocol == "quick",
+    finetuning = dict(shared_data=shared_data, seeds=finetune_seeds, protocol=finetune_protocol,
                       examples=finetune_examples if finetune_protocol == "quick" else None) \
         if finetune_examples and pairs_file else None  # the fine-tuning sets live beside the minimal pairs
 
@@ -215,10 +219,15 @@ def train_and_evaluate(model_type: str, run_dir: Path, preset: Preset, corpus, w
         metrics["samples"] = generation_samples(run_dir / model_type)
     if finetuning:
         print(f"=== {model_type}: fine-tuning ===")
-        metrics["finetune"] = finetune_suite(run_dir / model_type, finetuning["shared_data"], tasks=tuple(TASKS),
-                                             seeds=finetuning["seeds"], quick=finetuning["quick"],
-                                             max_train_examples=finetuning["examples"],
-                                             max_eval_examples=finetuning["examples"])["tasks"]
+        if finetuning["protocol"] == "probe":
+            summary = probe_suite(run_dir / model_type, finetuning["shared_data"], tasks=tuple(TASKS),
+                                  seed=finetuning["seeds"][0])
+        else:
+            summary = finetune_suite(run_dir / model_type, finetuning["shared_data"], tasks=tuple(TASKS),
+                                     seeds=finetuning["seeds"], quick=finetuning["protocol"] == "quick",
+                                     max_train_examples=finetuning["examples"],
+                                     max_eval_examples=finetuning["examples"])
+        metrics["finetune"] = summary["tasks"]
     write_json(done, metrics)
     return metrics
 
@@ -258,10 +267,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training/eval examples per fine-tuning task with the quick protocol (0 = skip "
                              "fine-tuning)")
     parser.add_argument("--finetune-seeds", type=int, nargs="+", default=[0], help="one fine-tuning run per seed")
-    parser.add_argument("--finetune-protocol", choices=["quick", "full"], default="quick",
+    parser.add_argument("--finetune-protocol", choices=FINETUNE_PROTOCOLS, default="quick",
                         help="quick: one epoch on --finetune-examples; full: `hindi-lm finetune`'s protocol (full "
                              "splits, early stopping on dev, learning rate chosen on dev, majority and from-scratch "
-                             "floors)")
+                             "floors); probe: `hindi-lm finetune --linear-probe` (frozen states, full splits, the "
+                             "same floors, minutes per model)")
     options.add_precision_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--resume", action="store_true",

@@ -118,6 +118,30 @@ def add_causal_fraction_argument(parser: argparse.ArgumentParser) -> None:
                              f"(default: the preset's, else {CAUSAL_FRACTION:g})")
 
 
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """`--set KEY=VALUE` (repeatable): any preset key or training hyperparameter, for one run."""
+    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                        help="override a preset key (dropout, vocab_size, max_length, hidden_size, ...) or a training "
+                             "hyperparameter (weight_decay, adam_beta2, lr_scheduler_type, ...) for this run; "
+                             "repeatable; VALUE is read as YAML, e.g. --set dropout=0")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`["dropout=0", "lr_scheduler_type=linear"]` → `{"dropout": 0, "lr_scheduler_type": "linear"}` (YAML values)."""
+    import yaml
+
+    values = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set dropout=0")
+        try:
+            values[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise UserError(f"--set {item!r}: value {text!r} is not a YAML scalar") from None
+    return values
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, help: str) -> None:
     """`--model`, `--revision`, `--trust-remote-code`, `--device`: which saved or Hub model to load, and where."""
     parser.add_argument("--model", required=True, help=help)

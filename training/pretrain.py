@@ -32,7 +32,7 @@ from transformers.utils import logging as hf_logging
 from hindi_models.architectures import Architecture, architecture_names, architecture_of, get_architecture
 from hindi_models.factory import ModelFactory
 from hindi_models.files import check_output_dir, check_writable, write_json
-from hindi_models.presets import Preset, TrainingHyperparameters, load_preset
+from hindi_models.presets import Preset, TrainingHyperparameters, load_preset, split_overrides
 from hindi_models.tokenizer import load_tokenizer, train_tokenizer
 from training import options
 from training.callbacks import (
@@ -74,6 +74,7 @@ class PretrainSettings:
     seed: int = 42
     precision: str = "auto"
     encoder_position_embeddings: str | None = None  # overrides the preset's
+    preset_overrides: dict = field(default_factory=dict)  # preset keys (dropout, vocab_size, ...) for this run
     hyperparameters: dict = field(default_factory=dict)  # TrainingHyperparameters keys, override the preset
     eval_steps: int | None = None
     save_steps: int | None = None
@@ -176,7 +177,8 @@ def start_run(settings: PretrainSettings) -> Run:
     arch = get_architecture(settings.model_type)
     preset = settings.preset if isinstance(settings.preset, Preset) else load_preset(settings.preset)
     preset = preset.with_overrides(model_type=arch.name,
-                                   encoder_position_embeddings=settings.encoder_position_embeddings)
+                                   encoder_position_embeddings=settings.encoder_position_embeddings,
+                                   **settings.preset_overrides)
     hparams = preset.hyperparameters(arch.name, **settings.hyperparameters)
     check_settings(settings, hparams)
     output_dir = Path(settings.output_dir)
@@ -433,6 +435,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_seed_argument(parser)
     options.add_position_argument(parser)
     options.add_precision_argument(parser)
+    options.add_set_argument(parser)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations to save memory")
     parser.add_argument("--torch-compile", action="store_true",
                         help="compile the model with torch.compile (inductor) through Trainer; at mini on 2 CPU cores "
@@ -456,7 +459,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `hindi-lm pretrain` from parsed arguments; prints the metrics as JSON."""
-    hyperparameters = {key: getattr(args, key, None) for key in _HYPERPARAMETER_KEYS}
+    preset_overrides, set_hyperparameters = split_overrides(options.parse_overrides(args.overrides))
+    flags = {key: getattr(args, key, None) for key in _HYPERPARAMETER_KEYS}
+    hyperparameters = {**set_hyperparameters, **{k: v for k, v in flags.items() if v is not None}}
     settings = PretrainSettings(
         model_type=args.model_type, preset=args.preset, corpus=options.single(args.corpus),
         validation_corpus=options.single(args.validation_corpus), output_dir=args.output_dir,
@@ -469,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume, overwrite=args.overwrite, num_proc=args.num_proc, report_to=args.report_to,
         push_to_hub=args.push_to_hub, hub_private=args.hub_private, hub_revision=args.hub_revision,
         encoder_position_embeddings=args.encoder_position_embeddings,
-        hyperparameters={k: v for k, v in hyperparameters.items() if v is not None},
+        hyperparameters=hyperparameters, preset_overrides=preset_overrides,
     )
     metrics = pretrain(settings)
     if PartialState().is_main_process:

@@ -122,7 +122,8 @@ def _protocol_score(entry: dict, metric: str, test: str | None) -> dict | None:
 
 def finetune_protocol_table(results: dict) -> str | None:
     """Per model and task: pretrained and from-scratch scores (mean ± std over seeds, %), the pretraining gain in
-    points and the learning rate used, then the majority floor; None when no model has a from-scratch twin."""
+    points and the learning rate (or the probe's C) used, then the majority floor; None when no model has a
+    from-scratch twin."""
     models = {name: model["finetune"] for name, model in results["models"].items() if model.get("finetune")}
     if not any("from_scratch" in entry for tasks in models.values() for entry in tasks.values()):
         return None
@@ -142,7 +143,8 @@ def finetune_protocol_table(results: dict) -> str | None:
             pretrained = _protocol_score(entry, metric, test)
             scratch = _protocol_score(entry.get("from_scratch", {}), metric, test)
             gain = f" (gain {100 * (pretrained['mean'] - scratch['mean']):+.1f})" if pretrained and scratch else ""
-            cells.append(f"{cell(pretrained)} / {cell(scratch)}{gain}, lr {entry.get('learning_rate', 0):g}")
+            choice = f"C {entry['C']:g}" if "C" in entry else f"lr {entry.get('learning_rate', 0):g}"
+            cells.append(f"{cell(pretrained)} / {cell(scratch)}{gain}, {choice}")
         seconds = sum(entry.get("seconds", 0) for entry in tasks.values())
         rows.append(f"| **{name}** | " + " | ".join(cells) + f" | {seconds:,.0f} |")
     first = next(iter(models.values()))
@@ -200,22 +202,15 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
     ]
     finetune = run.get("finetune") or {}
     if any(m.get("finetune") for m in results["models"].values()):
-        if finetune.get("protocol", "quick") == "quick":
-            lines += [f"Fine-tuning (quick: Trainer, one epoch, seeds {finetune.get('seeds')}, at most "
-                      f"{finetune.get('max_examples')} train and eval examples per task, mean ± std in %): UD "
-                      "Hindi-HDTB UPOS word accuracy, IL-NER entity F1, BBC topic and IITP sentiment accuracy; the "
-                      "hybrid through its encoder heads, GPT through GPT-2's heads.", ""]
-        else:
-            lines += [f"Fine-tuning (the protocol of `hindi-lm finetune`: full train splits, up to 10 epochs with "
-                      f"early stopping on dev, learning rate chosen on dev, seeds {finetune.get('seeds')}, mean ± "
-                      "std in % on the test splits): UD Hindi-HDTB UPOS word accuracy, IL-NER entity F1, BBC topic "
-                      "and IITP sentiment accuracy; the hybrid through its encoder heads, GPT through GPT-2's heads.",
-                      ""]
+        lines += [f"Fine-tuning ({finetune_description(finetune)}; mean ± std in %): UD Hindi-HDTB UPOS word "
+                  "accuracy, IL-NER entity F1, BBC topic and IITP sentiment accuracy; the hybrid through its encoder "
+                  "heads, GPT-BERT through its bidirectional mode, GPT through GPT-2's heads.", ""]
         protocol_table = finetune_protocol_table(results)
         if protocol_table:
+            chosen = "the probe's C" if finetune.get("protocol") == "probe" else "the learning rate"
             lines += ["## Fine-tuning against its floors", "",
-                      "Each cell: pretrained / the same architecture randomly initialised and fine-tuned the same "
-                      "way (mean ± std over seeds, %), the gain from pretraining in points, the learning rate "
+                      "Each cell: pretrained / the same architecture randomly initialised and trained the same "
+                      f"way (mean ± std over seeds, %), the gain from pretraining in points, {chosen} "
                       "chosen on dev; the last row is the majority class (POS: each word's most frequent training "
                       "tag).", "", protocol_table, ""]
     for title, name in (("Loss curves", "loss_curves"), ("Minimal pairs per phenomenon", "minimal_pairs")):
@@ -280,12 +275,21 @@ def evaluation_data(run: dict) -> dict[str, str]:
         "held-out text": f"{run['eval_texts']:,} lines of the validation text (bits per character)",
         "minimal pairs": f"{run['minimal_pairs_scored']:,} pairs of {run.get('minimal_pairs_file') or 'none'}, "
                          "ties counted wrong",
-        "fine-tuning": (f"up to {finetune.get('max_examples', 0):,} training and evaluation examples per task, "
-                        f"{finetune.get('epochs', 0):g} epoch(s), seeds {finetune.get('seeds', [])} (mean reported)"
-                        if finetune.get("protocol", "quick") == "quick" else
-                        "full train splits, up to 10 epochs with early stopping on dev (patience 3), learning rate "
-                        f"chosen on dev, seeds {finetune.get('seeds', [])} (mean reported)"),
+        "fine-tuning": finetune_description(finetune),
     }
+
+
+def finetune_description(finetune: dict) -> str:
+    """One phrase for the fine-tuning setting of a run (`results["run"]["finetune"]`), for the report and cards."""
+    protocol, seeds = finetune.get("protocol", "quick"), finetune.get("seeds", [])
+    if protocol == "quick":
+        return (f"quick: Trainer, {finetune.get('epochs', 0):g} epoch(s) on at most {finetune.get('max_examples', 0):,} "
+                f"training and evaluation examples per task, seeds {seeds}")
+    if protocol == "probe":
+        return ("linear probe: logistic regression on the frozen model's states, full train splits, C chosen on "
+                "dev, no seed noise")
+    return (f"the protocol of `hindi-lm finetune`: full train splits, up to 10 epochs with early stopping on dev "
+            f"(patience 3), learning rate chosen on dev, seeds {seeds}")
 
 
 def write_model_cards(results: dict, run_dir: str | Path, cards_dir: str | Path | None = None) -> list[Path]:
