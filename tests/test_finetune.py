@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from training.finetune import (
+from training.finetune import finetune, main
+from training.task_encoding import (
     IGNORE_INDEX,
     accuracy_and_macro_f1,
     encode_tagged,
     entity_f1,
-    finetune,
-    main,
     word_predictions,
     word_subtoken,
 )
@@ -237,7 +236,7 @@ def test_new_task_head_loads_without_a_missing_weights_table(saved_models, model
     from safetensors.torch import load_file, save_file
     from transformers import AutoModelForTokenClassification
 
-    from training.finetune import load_with_new_head
+    from training.task_encoding import load_with_new_head
 
     model = load_with_new_head(AutoModelForTokenClassification, saved_models[model_type], num_labels=3)
     assert model.num_labels == 3

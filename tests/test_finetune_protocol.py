@@ -7,15 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.finetune import (
-    accuracy_and_macro_f1,
-    entity_f1,
-    finetune,
-    finetune_suite,
-    main,
-    majority_baseline,
-    tag_accuracy,
-)
+from training.finetune import finetune, main
+from training.task_encoding import accuracy_and_macro_f1, entity_f1, majority_baseline, tag_accuracy
 from training.report import finetune_protocol_table
 from training.tasks import load_conllu_upos, load_out_of_domain_tests, load_task, split_off_dev
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 from transformers import AutoModelForTokenClassification
 
-from training.finetune import encode_task, load_task_model, main
+from training.finetune import main
 from training.probe import PROBE_C, features, head_inputs, probe_suite, score
+from training.task_encoding import encode_task, load_task_model
 from training.tasks import load_task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -84,6 +85,16 @@ def test_probe_suite_reports_floors_choice_and_gain(saved_models, shared_data):
                         max_eval_examples=30, from_scratch=False)
     assert again["tasks"]["pos"]["accuracy"] == pos["accuracy"]  # deterministic: no seed noise
     assert "from_scratch" not in again["tasks"]["pos"]
+
+
+def test_large_train_splits_are_sampled_for_the_fit(saved_models, shared_data, monkeypatch):
+    import training.probe
+
+    monkeypatch.setattr(training.probe, "MAX_FIT_ITEMS", 100)
+    train, dev, test, labels = load_task("pos", shared_data)
+    result = training.probe.linear_probe(saved_models["gpt"], "pos", train[:40], dev[:10], test[:10], labels)
+    assert result["n_fit_items"] == 100 < result["n_train_items"]
+    assert result["n_train_items"] == sum(len(e["tokens"]) for e in train[:40])
 
 
 def test_linear_probe_and_quick_are_refused_together(saved_models, capsys):

@@ -6,7 +6,8 @@ The model is run once over each split with its weights frozen; the states its ta
 the token-classification `classifier`: GPT's last layer, BERT's, the hybrid's encoder, GPT-BERT's bidirectional
 mode) are kept, per word (the sub-token fine-tuning labels: the first, GPT's last) for POS and NER and averaged over the text's
 tokens for classification. A multinomial logistic regression (scikit-learn, standardised features) is fitted on
-the train split, its inverse regularisation `C` chosen on the dev split, and scored on the test split with the
+the train split (a seeded sample of `MAX_FIT_ITEMS` words where it has more), its inverse regularisation `C`
+chosen on the dev split, and scored on the test split with the
 fine-tuning metrics. The same probe on the randomly initialised architecture is the floor (`from_scratch`), so the
 gain of pretraining is a number. No gradient reaches the model: a probe costs a forward pass per sentence and a
 few seconds of fitting, and it has no seed noise (the lbfgs fit is deterministic).
@@ -16,17 +17,18 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
-from torch.utils.data import DataLoader
 from transformers import AutoModelForTokenClassification, DataCollatorWithPadding
 
-from training.finetune import (
+from training.task_encoding import (
     IGNORE_INDEX,
     MAIN_METRICS,
     accuracy_and_macro_f1,
@@ -36,34 +38,48 @@ from training.finetune import (
     majority_baseline,
     tag_accuracy,
     task_kind,
+    task_splits,
     word_predictions,
     word_subtoken,
 )
-from training.tasks import load_out_of_domain_tests, load_task
+from training.pretrain import resolve_precision
 
 PROBE_C = (0.1, 1.0, 10.0)  # inverse L2 strength of the logistic regression, chosen on dev
+# Words (or texts) the probe is fitted on, at most: a seeded sample of a larger train split. IL-NER's 10,712 train
+# sentences give ~250k words, whose three fits took over 15 min on 2 cores; a linear probe of 256 features is
+# settled long before 50k (POS trains on ~30k words).
+MAX_FIT_ITEMS = 50_000
 
 
 @torch.no_grad()
-def head_inputs(model, tokenizer, dataset, batch_size: int = 64) -> list[torch.Tensor]:
-    """Per example, the states the model's `classifier` reads, one row per real (unpadded) token, in order."""
+def head_inputs(model, tokenizer, dataset, batch_size: int = 64, precision: str = "fp32") -> list[torch.Tensor]:
+    """Per example, the states the model's `classifier` reads, one row per real (unpadded) token, in order.
+    Examples are batched by length (little padding); `precision` bf16 or fp16 runs the forward passes under autocast."""
     captured = []
     hook = model.classifier.register_forward_hook(lambda module, args, output: captured.append(args[0]))
     model.eval()
     collator = DataCollatorWithPadding(tokenizer)
-    states = []
+    rows = dataset.remove_columns("labels")
+    order = np.argsort([len(ids) for ids in rows["input_ids"]], kind="stable")
+    states = [None] * len(rows)
+    autocast = torch.autocast(model.device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16,
+                              enabled=precision in ("bf16", "fp16"))
     try:
-        for batch in DataLoader(dataset.remove_columns("labels"), batch_size=batch_size, collate_fn=collator):
-            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            hidden = captured.pop()
-            states += [row[mask.bool()].float() for row, mask in zip(hidden, batch["attention_mask"])]
+        for start in range(0, len(order), batch_size):
+            indices = order[start:start + batch_size]
+            batch = collator([rows[int(i)] for i in indices])
+            with autocast:
+                model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            hidden = captured.pop().float()
+            for i, row, mask in zip(indices, hidden, batch["attention_mask"]):
+                states[i] = row[mask.bool()]
     finally:
         hook.remove()
     return states
 
 
 def features(kind: str, states: list[torch.Tensor], dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y): per labelled word (first sub-token) for tagging, the mean over tokens for classification."""
+    """(X, y): per labelled word (its labelled sub-token) for tagging, the mean over tokens for classification."""
     if kind == "classification":
         return torch.stack([s.mean(0) for s in states]).numpy(), np.asarray(dataset["labels"])
     rows = [(s[torch.tensor(labels) != IGNORE_INDEX], [l for l in labels if l != IGNORE_INDEX])
@@ -92,7 +108,7 @@ def score(kind: str, predicted: np.ndarray, dataset, kept_words, examples: list[
 
 def linear_probe(model_dir, task: str, train: list[dict], dev: list[dict], test: list[dict], labels: list[str],
                  from_scratch: bool = False, extra_eval: dict[str, list[dict]] | None = None, seed: int = 0,
-                 max_length: int = 256, batch_size: int = 64, revision: str | None = None,
+                 max_length: int = 256, batch_size: int = 64, precision: str = "fp32", revision: str | None = None,
                  trust_remote_code: bool = False) -> dict:
     """Fit a logistic-regression probe on `model_dir`'s frozen states for one task (C chosen on `dev`) and score it
     on `test` and each `extra_eval` split; `from_scratch` probes the randomly initialised architecture (`seed`)."""
@@ -105,15 +121,21 @@ def linear_probe(model_dir, task: str, train: list[dict], dev: list[dict], test:
                                                    seed, from_scratch, revision, trust_remote_code)
     splits = {"train": train, "dev": dev, "test": test, **(extra_eval or {})}
     encoded = encode_task(task, tokenizer, splits, labels, max_length, word_subtoken(model.config))
-    xy = {name: features(kind, head_inputs(model, tokenizer, data, batch_size), data)
+    xy = {name: features(kind, head_inputs(model, tokenizer, data, batch_size, precision), data)
           for name, (data, _) in encoded.items()}
     forward_seconds = time.perf_counter() - started
+    n_train_items = len(xy["train"][1])
+    if n_train_items > MAX_FIT_ITEMS:
+        keep = np.sort(np.random.default_rng(seed).choice(n_train_items, MAX_FIT_ITEMS, replace=False))
+        xy["train"] = (xy["train"][0][keep], xy["train"][1][keep])
     main_metric = MAIN_METRICS[kind][0]
     fits, dev_scores = {}, {}
     for c in PROBE_C:
         # One BLAS/OpenMP thread: after torch's forward passes, its spinning OpenMP threads starve scikit-learn's,
         # and a fit took 12 s instead of 0.06 s (2 cores, 2,000 words).
-        with threadpool_limits(1):
+        # At most 300 lbfgs iterations (a large C may stop short of convergence: dev decides whether it is used).
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
             fits[c] = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300)).fit(*xy["train"])
         dev_scores[c] = score(kind, fits[c].predict(xy["dev"][0]), encoded["dev"][0], encoded["dev"][1],
                               dev, labels)[main_metric]
@@ -125,7 +147,7 @@ def linear_probe(model_dir, task: str, train: list[dict], dev: list[dict], test:
 
     result = {"task": task, "kind": kind, "from_scratch": from_scratch, "C": chosen,
               "C_choice": {f"{c:g}": dev_scores[c] for c in PROBE_C}, "n_features": int(xy["train"][0].shape[1]),
-              "n_train_items": int(len(xy["train"][1])), "metrics": scores_on("test"),
+              "n_train_items": n_train_items, "n_fit_items": int(len(xy["train"][1])), "metrics": scores_on("test"),
               "extra": {name: scores_on(name) for name in (extra_eval or {})},
               "forward_seconds": round(forward_seconds, 1),
               "seconds": round(time.perf_counter() - started, 1)}
@@ -138,21 +160,21 @@ def _as_protocol(metrics: dict, kind: str) -> dict:
 
 def probe_suite(model_dir, shared_data=None, tasks=("pos",), from_scratch: bool = True, seed: int = 0,
                 max_length: int = 256, max_train_examples: int | None = None, max_eval_examples: int | None = None,
-                revision: str | None = None, trust_remote_code: bool = False) -> dict:
+                precision: str = "auto", revision: str | None = None, trust_remote_code: bool = False) -> dict:
     """Probe `model_dir` on the suite's tasks (the full train/dev/test splits, or their first N examples), with the
     majority floor and, unless `from_scratch=False`, the random-initialisation floor and the pretraining gain."""
     started = time.perf_counter()
-    summary = {"model_dir": str(model_dir), "protocol": "linear probe", "settings": {
+    precision = resolve_precision(precision)
+    summary = {"model_dir": str(model_dir), "protocol": "linear probe", "settings": {"precision": precision,
         "C": list(PROBE_C), "from_scratch": from_scratch, "seed": seed, "max_length": max_length,
         "max_train_examples": max_train_examples, "max_eval_examples": max_eval_examples}, "tasks": {}}
     for name in tasks:
         task_started = time.perf_counter()
-        train, dev, test, labels = load_task(name, shared_data)
-        train, dev, test = train[:max_train_examples], dev[:max_eval_examples], test[:max_eval_examples]
-        extra = {k: v[:max_eval_examples] for k, v in load_out_of_domain_tests(name, shared_data).items()}
+        train, dev, test, labels, extra = task_splits(name, shared_data, max_train_examples, max_eval_examples)
         kind = task_kind(name)
         common = dict(train=train, dev=dev, test=test, labels=labels, extra_eval=extra, seed=seed,
-                      max_length=max_length, revision=revision, trust_remote_code=trust_remote_code)
+                      max_length=max_length, precision=precision, revision=revision,
+                      trust_remote_code=trust_remote_code)
         probe = linear_probe(model_dir, name, **common)
         # The protocol's layout (mean ± std per metric), so reports read probes and fine-tuning alike; a probe
         # has no seed noise, hence std 0.
