@@ -49,8 +49,11 @@ ROWS = {
 def run(cmd: list[str], log: Path | None = None) -> None:
     """Run one `hindi-lm` command; stdout to `log` when given; stop the study if it fails."""
     print("+", " ".join(cmd), flush=True)
-    with open(log, "w") if log else open(os.devnull, "w") as out:
-        subprocess.run(cmd, check=True, stdout=out if log else None, cwd=ROOT)
+    if log is None:
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        return
+    with open(log, "w") as out:
+        subprocess.run(cmd, check=True, stdout=out, cwd=ROOT)
 
 
 def run_row(name: str, runs: Path, budget: str, seed: int) -> None:

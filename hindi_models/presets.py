@@ -95,9 +95,9 @@ class Preset:
             if key not in _TRAINING_HINTS:
                 raise PresetError(f"{self.source}: training.{model_type}: unknown key {key!r} "
                                   f"(known: {', '.join(_TRAINING_HINTS)})")
-            expected = _TRAINING_HINTS[key]
-            if not isinstance(value, expected) and not (expected is float and isinstance(value, int)):
-                raise PresetError(f"{self.source}: training.{key}: expected {expected.__name__}, got {value!r}")
+            if not _fits_training_type(key, value):
+                raise PresetError(f"{self.source}: training.{key}: expected {_TRAINING_HINTS[key].__name__}, "
+                                  f"got {value!r}")
         if not 0 <= merged.get("causal_fraction", CAUSAL_FRACTION) <= 1:
             raise PresetError(f"{self.source}: training.{model_type}.causal_fraction: must be in [0, 1], "
                               f"got {merged['causal_fraction']}")
@@ -143,6 +143,12 @@ class TrainingHyperparameters:
 
 
 _TRAINING_HINTS = typing.get_type_hints(TrainingHyperparameters)
+
+
+def _fits_training_type(key: str, value) -> bool:
+    """Whether `value` has the type of training hyperparameter `key` (an int where a float is expected fits)."""
+    expected = _TRAINING_HINTS[key]
+    return isinstance(value, expected) or (expected is float and isinstance(value, int))
 _FIELDS = {f.name: f for f in dataclasses.fields(Preset)}
 _HINTS = typing.get_type_hints(Preset)
 
@@ -179,11 +185,9 @@ def split_overrides(values: dict, source: str = "--set") -> tuple[dict, dict]:
     fixed = ("name", "source", "training", "model_type")  # set by their own flags or files
     for key, value in values.items():
         if key in _TRAINING_HINTS:
-            expected = _TRAINING_HINTS[key]
-            if isinstance(value, bool) or not (isinstance(value, expected)
-                                               or (expected is float and isinstance(value, int))):
-                raise PresetError(f"{source}: {key}: expected {expected.__name__}, got {value!r}")
-            training[key] = float(value) if expected is float else value
+            if isinstance(value, bool) or not _fits_training_type(key, value):
+                raise PresetError(f"{source}: {key}: expected {_TRAINING_HINTS[key].__name__}, got {value!r}")
+            training[key] = float(value) if _TRAINING_HINTS[key] is float else value
         elif key in _FIELDS and key not in fixed:
             shape[key] = value
         else:

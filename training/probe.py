@@ -4,13 +4,13 @@
 
 The model is run once over each split with its weights frozen; the states its task head would read (the input of
 the token-classification `classifier`: GPT's last layer, BERT's, the hybrid's encoder, GPT-BERT's bidirectional
-mode) are kept, per word (the sub-token fine-tuning labels: the first, GPT's last) for POS and NER and averaged over the text's
-tokens for classification. A multinomial logistic regression (scikit-learn, standardised features) is fitted on
-the train split (a seeded sample of `MAX_FIT_ITEMS` words where it has more), its inverse regularisation `C`
-chosen on the dev split, and scored on the test split with the
-fine-tuning metrics. The same probe on the randomly initialised architecture is the floor (`from_scratch`), so the
-gain of pretraining is a number. No gradient reaches the model: a probe costs a forward pass per sentence and a
-few seconds of fitting, and it has no seed noise (the lbfgs fit is deterministic).
+mode) are kept per word for POS and NER (the sub-token fine-tuning labels: the first, GPT's last) and averaged over
+the text's tokens for classification. A multinomial logistic regression (scikit-learn, standardised features) is
+fitted on the train split (a seeded sample of `MAX_FIT_ITEMS` words where it has more), its inverse
+regularisation `C` chosen on the dev split, and scored on the test split with the fine-tuning metrics. The same
+probe on the randomly initialised architecture is the floor (`from_scratch`), so the gain of pretraining is a
+number. No gradient reaches the model: a probe costs a forward pass per sentence and the fits (seconds for POS,
+minutes for IL-NER on 2 cores), and it has no seed noise (the lbfgs fit is deterministic).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 from transformers import AutoModelForTokenClassification, DataCollatorWithPadding
 
+from training.pretrain import resolve_precision
 from training.task_encoding import (
     IGNORE_INDEX,
     MAIN_METRICS,
@@ -42,7 +43,6 @@ from training.task_encoding import (
     word_predictions,
     word_subtoken,
 )
-from training.pretrain import resolve_precision
 
 PROBE_C = (0.1, 1.0, 10.0)  # inverse L2 strength of the logistic regression, chosen on dev
 # Words (or texts) the probe is fitted on, at most: a seeded sample of a larger train split. IL-NER's 10,712 train
