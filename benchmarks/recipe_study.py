@@ -43,6 +43,7 @@ ROWS = {
     "bert_mask_0.3": ("bert", ["--mlm-probability", "0.3"]),
     "bert_dropout_0": ("bert", ["--set", "dropout=0"]),
     "bert_lr_1e-3": ("bert", ["--learning-rate", "1e-3"]),
+    "bert_vocab_16000": ("bert", ["--set", "vocab_size=16000"]),
 }
 
 

@@ -83,12 +83,14 @@ class ModelFactory:
     def experiment_dir(self) -> Path:
         return self.output_root / self.experiment_name
 
-    def create_model(self, vocab_size: int | None = None, tokenizer=None, verbose: bool = True) -> PreTrainedModel:
-        """A fresh model of the preset's `model_type`; prints vocab, shape and parameter counts."""
+    def create_model(self, vocab_size: int | None = None, tokenizer=None, verbose: bool = True,
+                     for_pretraining: bool = False) -> PreTrainedModel:
+        """A fresh model of the preset's `model_type`; prints vocab, shape and parameter counts. `for_pretraining`:
+        see `build_model`."""
         if tokenizer is not None and vocab_size is None:
             vocab_size = len(tokenizer)
         token_ids = special_token_ids(tokenizer) if tokenizer is not None else None
-        model = build_model(self.config, vocab_size, token_ids)
+        model = build_model(self.config, vocab_size, token_ids, for_pretraining)
         if verbose:
             total, trainable = count_parameters(model)
             c = self.config

@@ -8,7 +8,11 @@ standalone GPT's / BERT's configs of the same preset; GPT-BERT's config is the G
 
 from __future__ import annotations
 
+from functools import cache
+
+from torch.nn import CrossEntropyLoss
 from transformers import PreTrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import MaskedLMOutput
 
 from .architectures import get_architecture
 from .configuration_hybrid import HybridGPTBERTConfig
@@ -61,10 +65,43 @@ def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: 
     return get_architecture(preset.model_type).config(shape_config(preset, vocab_size, token_ids))
 
 
-def build_model(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None) -> PreTrainedModel:
-    """A freshly initialised model of `preset.model_type`."""
-    variant = get_architecture(preset.model_type).variant(preset.encoder_position_embeddings)
-    model = variant.model_class(make_model_config(preset, vocab_size, token_ids))
+class SparseMaskedLM:
+    """Pretraining forward of a stock masked LM (BertForMaskedLM, RoFormerForMaskedLM): in training mode with labels,
+    the vocabulary head scores the labelled positions only (the 15-30% the collator masked), as the hybrid's
+    `sparse_prediction` and GPT-BERT's masked rows do. The loss is the stock one (mean cross-entropy over labelled
+    positions), so only the logits' shape differs ([labelled, vocab]); in eval mode or without labels the stock
+    forward runs unchanged (validation losses, fill-mask, PLL)."""
+
+    # The loss is a mean over this batch's masked positions and ignores `num_items_in_batch`, so Trainer must divide
+    # it for gradient accumulation itself (stock BERT's `**kwargs` signature would tell Trainer it need not).
+    accepts_loss_kwargs = False
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        if labels is None or not self.training:
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        hidden_states = self.base_model(input_ids, attention_mask=attention_mask, **kwargs)[0]
+        labelled = labels != -100
+        logits = self.cls(hidden_states[labelled])
+        return MaskedLMOutput(loss=CrossEntropyLoss()(logits, labels[labelled]), logits=logits)
+
+
+@cache
+def sparse_masked_lm_class(model_class: type) -> type:
+    """`model_class` with `SparseMaskedLM`'s training forward. It keeps the stock class's name, so `save_pretrained`
+    writes the stock class into config.json's `architectures` and saved folders load as stock models."""
+    return type(model_class.__name__, (SparseMaskedLM, model_class), {"__module__": __name__})
+
+
+def build_model(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None,
+                for_pretraining: bool = False) -> PreTrainedModel:
+    """A freshly initialised model of `preset.model_type`; `for_pretraining` gives BERT the sparse masked-LM
+    training forward (`SparseMaskedLM`: the same loss, the vocabulary head on the masked positions only)."""
+    arch = get_architecture(preset.model_type)
+    variant = arch.variant(preset.encoder_position_embeddings)
+    model_class = variant.model_class
+    if for_pretraining and arch.collator == "masked":
+        model_class = sparse_masked_lm_class(model_class)
+    model = model_class(make_model_config(preset, vocab_size, token_ids))
     # accelerate's FSDP wrap (TRANSFORMER_BASED_WRAP with no class list) shards each class in `_no_split_modules`
     # as one unit: the transformer layers only, so the token embedding stays in the root unit with the LM head
     # tied to it (stock BERT also lists BertEmbeddings; stock RoFormer lists nothing).

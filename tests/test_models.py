@@ -338,3 +338,43 @@ def test_fsdp_wraps_each_transformer_layer_and_nothing_else(model_type, position
         policy = fsdp2_prepare_auto_wrap_policy(
             FullyShardedDataParallelPlugin(fsdp_version=2, auto_wrap_policy="transformer_based_wrap"), one)
         assert collections.Counter(type(m).__name__ for m in one.modules() if policy(m)) == wanted
+
+
+@pytest.mark.parametrize("positions", ["rotary", "absolute"])
+def test_bert_pretraining_forward_scores_masked_positions_only(tmp_path, positions):
+    """BERT's pretraining class (`for_pretraining=True`) gives the stock loss and gradients while its head scores only
+    the labelled positions; in eval mode it is the stock forward, and it saves and loads as the stock class."""
+    from transformers import AutoModelForMaskedLM
+
+    preset = load_preset("tiny", model_type="bert", encoder_position_embeddings=positions)
+    torch.manual_seed(0)
+    stock = build_model(preset, 120)
+    sparse = build_model(preset, 120, for_pretraining=True)
+    sparse.load_state_dict(stock.state_dict())
+    ids = torch.randint(5, 120, (3, 16))
+    labels = torch.full_like(ids, -100)
+    labels[:, ::4] = ids[:, ::4]
+    losses = []
+    for model in (stock.train(), sparse.train()):
+        torch.manual_seed(1)  # the same dropout masks
+        out = model(input_ids=ids, labels=labels)
+        out.loss.backward()
+        losses.append(out)
+    assert losses[0].logits.shape == (3, 16, 120) and losses[1].logits.shape == (12, 120)
+    assert torch.allclose(losses[0].loss, losses[1].loss, atol=1e-6)
+    for (name, a), b in zip(stock.named_parameters(), sparse.parameters()):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, atol=1e-6), name
+    with torch.no_grad():
+        assert torch.equal(stock.eval()(input_ids=ids, labels=labels).logits,
+                           sparse.eval()(input_ids=ids, labels=labels).logits)
+    # Trainer divides this mean loss for gradient accumulation itself (it would not for stock BERT's signature)
+    from transformers import Trainer, TrainingArguments
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to=[], use_cpu=True)
+    assert Trainer(model=sparse, args=args).model_accepts_loss_kwargs is False
+    sparse.save_pretrained(tmp_path)
+    stock_name = "RoFormerForMaskedLM" if positions == "rotary" else "BertForMaskedLM"
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [stock_name]
+    loaded = AutoModelForMaskedLM.from_pretrained(tmp_path)
+    assert type(loaded).__module__.startswith("transformers.") and type(loaded).__name__ == stock_name

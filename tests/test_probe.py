@@ -102,6 +102,17 @@ def test_linear_probe_and_quick_are_refused_together(saved_models, capsys):
     assert "--linear-probe and --quick" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, named", [(["--epochs", "3"], "--epochs"), (["--patience", "1"], "--patience"),
+                                          (["--learning-rates", "1e-4"], "--learning-rates"),
+                                          (["--batch-size", "8"], "--batch-size"),
+                                          (["--seeds", "0", "1"], "--seeds (more than one)")])
+def test_linear_probe_refuses_fine_tuning_only_flags(saved_models, capsys, extra, named):
+    """Flags a probe cannot use are refused by name, before any model is loaded, instead of being ignored."""
+    assert main(["--model", str(saved_models["gpt"]), "--linear-probe", "--tasks", "pos", *extra]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "would be ignored" in err
+
+
 def test_compare_probes_every_model_and_reports_the_floors(monkeypatch, tmp_path, shared_data):
     """`compare --finetune-protocol probe` runs the real probe suite (here on the splits' first examples) and the
     report's floors table shows pretrained / from scratch with the chosen C."""

@@ -69,7 +69,7 @@ from training.task_encoding import (
 )
 
 DEFAULTS = dict(epochs=3.0, batch_size=16, learning_rate=5e-5, max_length=256)  # one `finetune()` call
-PROTOCOL = dict(epochs=10.0, batch_size=32, learning_rates=(1e-4, 3e-4, 1e-3), patience=3)
+PROTOCOL = dict(epochs=10.0, batch_size=32, learning_rates=(1e-4, 3e-4, 1e-3), patience=3, seeds=(0, 1, 2))
 QUICK = dict(epochs=1.0, batch_size=16, learning_rates=(5e-5,), max_examples=800)
 
 
@@ -231,12 +231,12 @@ def finetune_suite(
     model_dir: str | Path,
     shared_data: str | Path | None = None,
     tasks=tuple(TASKS),
-    seeds=(0, 1, 2),
+    seeds=PROTOCOL["seeds"],
     quick: bool = False,
     epochs: float | None = None,
     batch_size: int | None = None,
     learning_rates=None,
-    patience: int = PROTOCOL["patience"],
+    patience: int | None = None,
     from_scratch: bool | None = None,
     max_length: int = DEFAULTS["max_length"],
     max_train_examples: int | None = None,
@@ -255,6 +255,7 @@ def finetune_suite(
     epochs = setting["epochs"] if epochs is None else epochs
     batch_size = setting["batch_size"] if batch_size is None else batch_size
     learning_rates = tuple(setting["learning_rates"] if learning_rates is None else learning_rates)
+    patience = PROTOCOL["patience"] if patience is None else patience
     from_scratch = not quick if from_scratch is None else from_scratch
     if quick:
         max_train_examples = QUICK["max_examples"] if max_train_examples is None else max_train_examples
@@ -318,7 +319,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_model_arguments(parser, help="saved model folder or Hub repo id (GPT, BERT, hybrid or GPT-BERT) "
                                              "with its tokenizer")
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS), help="tasks to fine-tune on")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one fine-tuning run per seed")
+    parser.add_argument("--seeds", nargs="+", type=int,
+                        help="one fine-tuning run per seed (default: "
+                             f"{' '.join(map(str, PROTOCOL['seeds']))}; --linear-probe: one seed, 0, for its floor)")
     parser.add_argument("--quick", action="store_true",
                         help=f"the fast setting: {QUICK['epochs']:g} epoch on at most {QUICK['max_examples']} "
                              f"examples, learning rate {QUICK['learning_rates'][0]:g}, batch {QUICK['batch_size']}, "
@@ -330,8 +333,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=float,
                         help=f"most epochs over the training split (default: {PROTOCOL['epochs']:g}; "
                              f"--quick {QUICK['epochs']:g})")
-    parser.add_argument("--patience", type=int, default=PROTOCOL["patience"],
-                        help="epochs without a better dev score before stopping")
+    parser.add_argument("--patience", type=int,
+                        help=f"epochs without a better dev score before stopping (default: {PROTOCOL['patience']})")
     parser.add_argument("--learning-rates", "--learning-rate", type=float, nargs="+", dest="learning_rates",
                         help="peak learning rates; with several, the best on dev (first seed) is used (default: "
                              f"{' '.join(f'{lr:g}' for lr in PROTOCOL['learning_rates'])}; "
@@ -357,15 +360,25 @@ def run(args: argparse.Namespace) -> int:
     if args.linear_probe:
         if args.quick:
             raise options.UserError("--linear-probe and --quick are two different protocols; give one")
+        # A probe has no gradient steps and no seed noise: refuse what only fine-tuning reads rather than ignore it.
+        given = [flag for flag, value in (("--epochs", args.epochs), ("--patience", args.patience),
+                                          ("--learning-rates", args.learning_rates), ("--batch-size", args.batch_size))
+                 if value is not None]
+        if args.seeds and len(args.seeds) > 1:
+            given.append("--seeds (more than one)")
+        if given:
+            raise options.UserError(f"--linear-probe fits a logistic regression, not fine-tuning: "
+                                    f"{', '.join(given)} would be ignored; drop them (one --seeds value sets the "
+                                    "from-scratch initialisation)")
         summary = probe_suite(options.resolve_model(args.model), shared_data=args.shared_data, tasks=tuple(args.tasks),
-                              from_scratch=args.from_scratch is not False, seed=args.seeds[0],
+                              from_scratch=args.from_scratch is not False, seed=(args.seeds or [0])[0],
                               max_length=args.max_length, max_train_examples=args.max_train_examples,
                               max_eval_examples=args.max_eval_examples, precision=args.precision,
                               revision=args.revision, trust_remote_code=args.trust_remote_code)
     else:
         summary = finetune_suite(
         options.resolve_model(args.model), shared_data=args.shared_data, tasks=tuple(args.tasks),
-            seeds=tuple(args.seeds), quick=args.quick, epochs=args.epochs, batch_size=args.batch_size,
+            seeds=tuple(args.seeds or PROTOCOL["seeds"]), quick=args.quick, epochs=args.epochs, batch_size=args.batch_size,
             learning_rates=args.learning_rates, patience=args.patience, from_scratch=args.from_scratch,
             max_length=args.max_length, max_train_examples=args.max_train_examples,
             max_eval_examples=args.max_eval_examples, precision=args.precision,

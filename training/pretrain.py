@@ -399,7 +399,7 @@ def pretrain(settings: PretrainSettings | None = None, /, **kwargs) -> dict:
     run = start_run(settings)
     set_seed(settings.seed)
     data = prepare_data(run)
-    model = run.factory.create_model(tokenizer=data.tokenizer, verbose=run.state.is_main_process)
+    model = run.factory.create_model(tokenizer=data.tokenizer, verbose=run.state.is_main_process, for_pretraining=True)
     trainer = build_trainer(run, data, model)
     result, seconds = train(run, trainer)
     return finish(run, data, trainer, result, seconds)
