@@ -377,8 +377,9 @@ def run(args: argparse.Namespace) -> int:
                               revision=args.revision, trust_remote_code=args.trust_remote_code)
     else:
         summary = finetune_suite(
-        options.resolve_model(args.model), shared_data=args.shared_data, tasks=tuple(args.tasks),
-            seeds=tuple(args.seeds or PROTOCOL["seeds"]), quick=args.quick, epochs=args.epochs, batch_size=args.batch_size,
+            options.resolve_model(args.model), shared_data=args.shared_data, tasks=tuple(args.tasks),
+            seeds=tuple(args.seeds or PROTOCOL["seeds"]), quick=args.quick, epochs=args.epochs,
+            batch_size=args.batch_size,
             learning_rates=args.learning_rates, patience=args.patience, from_scratch=args.from_scratch,
             max_length=args.max_length, max_train_examples=args.max_train_examples,
             max_eval_examples=args.max_eval_examples, precision=args.precision,
