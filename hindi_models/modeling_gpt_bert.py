@@ -12,7 +12,7 @@ a mix of causal examples and masked examples.
 
 Every class is the same `transformer` (+ `lm_head`) with the parameter names of `GPT2LMHeadModel`, so all of them
 load from one folder. This file is copied next to the weights as remote code: it imports only `transformers`,
-`torch` and its sibling `configuration_gpt_bert.py`.
+`torch` and its siblings `configuration_gpt_bert.py` and `losses.py` (the chunked head of the pretraining forward).
 """
 
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from transformers.modeling_outputs import (
 from transformers.models.gpt2.modeling_gpt2 import GPT2Model, GPT2PreTrainedModel
 
 from .configuration_gpt_bert import AUTO_MAP, GPTBERTConfig
+from .losses import linear_cross_entropy
 
 LAYER_CLASS = "GPT2Block"  # the stack's layer (FSDP wraps each one)
 
@@ -161,17 +162,29 @@ class GPTBERTForPreTraining(GPTBERTWithHead):
         # Output k predicts label k+1, in both kinds of row.
         targets = labels[:, 1:]
         labelled = targets != -100
-        logits = self.lm_head(hidden[:, :-1][labelled])
-        token_losses = F.cross_entropy(logits.float(), targets[labelled], reduction="none")
         causal_tokens = rows[:, None].expand_as(targets)[labelled]
-        out = GPTBERTPreTrainingOutput(logits=logits)
+        shares = {"clm_loss": rows.float().mean(), "mlm_loss": 1 - rows.float().mean()}
+        kinds = {"clm_loss": causal_tokens, "mlm_loss": ~causal_tokens}
+        if self.training and torch.is_grad_enabled():
+            # The head and its cross-entropy chunk by chunk (no logits kept): the same loss, one weight per token.
+            weights = torch.zeros(targets.shape, device=hidden.device)
+            weights[labelled] = torch.where(causal_tokens, shares["clm_loss"] / causal_tokens.sum().clamp(min=1),
+                                            shares["mlm_loss"] / (~causal_tokens).sum().clamp(min=1))
+            loss, token_losses = linear_cross_entropy(hidden[:, :-1], self.lm_head.weight, targets,
+                                                      token_weights=weights, return_token_losses=True)
+            out = GPTBERTPreTrainingOutput(loss=loss)
+            token_losses = token_losses[labelled.flatten()]
+        else:
+            logits = self.lm_head(hidden[:, :-1][labelled])
+            token_losses = F.cross_entropy(logits.float(), targets[labelled], reduction="none")
+            out = GPTBERTPreTrainingOutput(logits=logits)
         weighted = []
-        for name, tokens, share in (("clm_loss", causal_tokens, rows.float().mean()),
-                                    ("mlm_loss", ~causal_tokens, 1 - rows.float().mean())):
+        for name, tokens in kinds.items():
             if tokens.any():
                 setattr(out, name, token_losses[tokens].mean())
-                weighted.append(share * getattr(out, name))
-        out.loss = torch.stack(weighted).sum() if weighted else token_losses.sum()  # no label: a zero loss
+                weighted.append(shares[name] * getattr(out, name))
+        if out.loss is None:
+            out.loss = torch.stack(weighted).sum() if weighted else token_losses.sum()  # no label: a zero loss
         return out
 
 

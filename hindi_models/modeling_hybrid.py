@@ -3,7 +3,8 @@
 Generation goes through the decoder, understanding (fill-mask, classification, tagging) through the encoder.
 Every Auto class below is the same backbone with only the parts it needs, so all of them load from one folder
 with identical parameter names. This file is copied next to the weights as remote code: it imports only
-`transformers`, `torch` and its sibling `configuration_hybrid.py`.
+`transformers`, `torch` and its siblings `configuration_hybrid.py` and `losses.py` (the chunked CLM head of the
+pretraining forward).
 """
 
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from transformers.models.gpt2.modeling_gpt2 import GPT2Model
 from transformers.models.roformer.modeling_roformer import RoFormerModel
 
 from .configuration_hybrid import AUTO_MAP, HybridGPTBERTConfig
+from .losses import linear_cross_entropy
 
 SHARED_EMBEDDING = "embed_tokens.weight"
 ENCODER_EMBEDDING = "encoder.embeddings.word_embeddings.weight"
@@ -199,7 +201,12 @@ class HybridGPTBERTForPreTraining(HybridGPTBERTPreTrainedModel):
             )
             out.decoder_last_hidden_state = decoded.last_hidden_state
             out.cache = decoded.cache
-            out.clm_logits, out.clm_loss = self._causal_lm(out.decoder_last_hidden_state, labels)
+            if labels is not None and self.training and torch.is_grad_enabled():
+                # The CLM head and its cross-entropy chunk by chunk (no logits kept): the same loss, less memory.
+                shifted = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:]
+                out.clm_loss = linear_cross_entropy(out.decoder_last_hidden_state, self.clm_head.weight, shifted)
+            else:
+                out.clm_logits, out.clm_loss = self._causal_lm(out.decoder_last_hidden_state, labels)
             if out.clm_loss is not None:
                 weighted.append(self.config.clm_loss_weight * out.clm_loss)
         if weighted:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from functools import cache
 
+import torch
 from torch.nn import CrossEntropyLoss
+from torch.nn.functional import pad
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import MaskedLMOutput
+from transformers.modeling_outputs import CausalLMOutput, MaskedLMOutput
 
 from .architectures import get_architecture
 from .configuration_hybrid import HybridGPTBERTConfig
+from .losses import linear_cross_entropy
 from .presets import Preset
 from .tokenizer import BOS_ID, CLS_ID, EOS_ID, MASK_ID, PAD_ID, SEP_ID
 
@@ -85,22 +88,46 @@ class SparseMaskedLM:
         return MaskedLMOutput(loss=CrossEntropyLoss()(logits, labels[labelled]), logits=logits)
 
 
+class ChunkedCausalLM:
+    """Pretraining forward of a stock causal LM (GPT2LMHeadModel, or any `*ForCausalLM` whose head has no bias): in
+    training mode with labels and gradients on, the loss comes from `losses.linear_cross_entropy` (the vocabulary
+    head and its cross-entropy chunk by chunk, never the full [batch, length, vocab] logits). The loss is the stock one (labels shifted inside, the mean over labelled
+    positions or their sum over `num_items_in_batch`) and no logits are returned; in eval mode, without labels or
+    under `no_grad` the stock forward runs unchanged (validation losses, generation, scoring)."""
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        head = self.get_output_embeddings()
+        if labels is None or not self.training or not torch.is_grad_enabled() or head.bias is not None:
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        hidden_states = self.base_model(input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        shifted = pad(labels, (0, 1), value=-100)[..., 1:]
+        loss = linear_cross_entropy(hidden_states, head.weight, shifted, num_items_in_batch)
+        return CausalLMOutput(loss=loss)
+
+
 @cache
-def sparse_masked_lm_class(model_class: type) -> type:
-    """`model_class` with `SparseMaskedLM`'s training forward. It keeps the stock class's name, so `save_pretrained`
-    writes the stock class into config.json's `architectures` and saved folders load as stock models."""
-    return type(model_class.__name__, (SparseMaskedLM, model_class), {"__module__": __name__})
+def pretraining_class(model_class: type, mixin: type) -> type:
+    """`model_class` with a pretraining forward (`SparseMaskedLM`, `ChunkedCausalLM`). It keeps the stock class's
+    name, so `save_pretrained` writes the stock class into config.json's `architectures` and saved folders load as
+    stock models."""
+    return type(model_class.__name__, (mixin, model_class), {"__module__": __name__})
+
+
+# The training forward `build_model(..., for_pretraining=True)` gives each stock collator kind.
+_PRETRAINING_FORWARD = {"masked": SparseMaskedLM, "causal": ChunkedCausalLM}
 
 
 def build_model(preset: Preset, vocab_size: int | None = None, token_ids: dict | None = None,
                 for_pretraining: bool = False) -> PreTrainedModel:
-    """A freshly initialised model of `preset.model_type`; `for_pretraining` gives BERT the sparse masked-LM
-    training forward (`SparseMaskedLM`: the same loss, the vocabulary head on the masked positions only)."""
+    """A freshly initialised model of `preset.model_type`; `for_pretraining` gives the stock classes a faster training
+    forward with the same loss: BERT the sparse masked-LM head (`SparseMaskedLM`: the vocabulary head on the masked
+    positions only), GPT the chunked head and cross-entropy (`ChunkedCausalLM`)."""
     arch = get_architecture(preset.model_type)
     variant = arch.variant(preset.encoder_position_embeddings)
     model_class = variant.model_class
-    if for_pretraining and arch.collator == "masked":
-        model_class = sparse_masked_lm_class(model_class)
+    if for_pretraining and arch.collator in _PRETRAINING_FORWARD:
+        model_class = pretraining_class(model_class, _PRETRAINING_FORWARD[arch.collator])
     model = model_class(make_model_config(preset, vocab_size, token_ids))
     # accelerate's FSDP wrap (TRANSFORMER_BASED_WRAP with no class list) shards each class in `_no_split_modules`
     # as one unit: the transformer layers only, so the token embedding stays in the root unit with the LM head

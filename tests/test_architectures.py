@@ -144,7 +144,7 @@ def test_old_folders_load_with_the_new_remote_code(folder, tmp_path):
     its auto_map names must still resolve, in a process without hindi_models."""
     repo = tmp_path / folder.name
     shutil.copytree(folder, repo)
-    for name in ("configuration_hybrid.py", "modeling_hybrid.py"):
+    for name in ("configuration_hybrid.py", "modeling_hybrid.py", "losses.py"):
         shutil.copy(REPO_ROOT / "hindi_models" / name, repo / name)
     script = textwrap.dedent(f"""
         import json, sys, torch
@@ -208,5 +208,6 @@ def test_no_import_circle(package):
 
 def test_remote_code_files_import_only_each_other():
     graph = local_imports("hindi_models")
-    assert graph["modeling_hybrid"] == {"configuration_hybrid"} and graph["configuration_hybrid"] == set()
-    assert graph["modeling_gpt_bert"] == {"configuration_gpt_bert"} and graph["configuration_gpt_bert"] == set()
+    assert graph["modeling_hybrid"] == {"configuration_hybrid", "losses"} and graph["configuration_hybrid"] == set()
+    assert graph["modeling_gpt_bert"] == {"configuration_gpt_bert", "losses"}
+    assert graph["configuration_gpt_bert"] == set() and graph["losses"] == set()

@@ -159,6 +159,21 @@ def test_mntp_scores_the_label_of_position_k_plus_1_at_output_k():
     torch.testing.assert_close(out.mlm_loss, mlm)
     torch.testing.assert_close(out.clm_loss, clm)
     torch.testing.assert_close(out.loss, 0.5 * clm + 0.5 * mlm)  # weighted by the rows' shares
+    # with gradients (training), the chunked head gives the same three losses and the gradients of the stock ones
+    training = tiny_model(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0).train()  # the same weights, no dropout
+    trained = training(inputs, labels=labels, is_causal=is_causal)
+    assert trained.logits is None
+    for name in ("loss", "clm_loss", "mlm_loss"):
+        torch.testing.assert_close(getattr(trained, name), getattr(out, name))
+    trained.loss.backward()
+    chunked_grads = {name: p.grad.clone() for name, p in training.named_parameters()}
+    training.zero_grad()
+    dense = training(inputs, is_causal=is_causal).logits
+    stock = 0.5 * torch.nn.functional.cross_entropy(dense[1, k][None], ids[1, k + 1][None]) + \
+        0.5 * torch.nn.functional.cross_entropy(dense[0, :-1], ids[0, 1:])
+    stock.backward()
+    for name, p in training.named_parameters():
+        torch.testing.assert_close(chunked_grads[name], p.grad, atol=1e-6, rtol=1e-5, msg=name)
     # the masked-LM class undoes the shift: position k+1's logits are output k's, position 0's are uniform
     masked_lm = tiny_model(GPTBERTForMaskedLM)
     with torch.no_grad():
@@ -307,7 +322,7 @@ def test_fill_mask_and_classification_heads_load_from_the_folder(folder, tokeniz
 
 def test_remote_code_files_are_the_package_files(folder):
     package = os.path.dirname(modeling_gpt_bert.__file__)
-    for name in ("configuration_gpt_bert.py", "modeling_gpt_bert.py"):
+    for name in ("configuration_gpt_bert.py", "modeling_gpt_bert.py", "losses.py"):
         with open(os.path.join(package, name), "rb") as a, open(folder / name, "rb") as b:
             assert a.read() == b.read(), name
     config = json.loads((folder / "config.json").read_text())

@@ -68,6 +68,17 @@ def test_hybrid_loss_is_weighted_sum_of_partial_losses():
     ids, masked, mlm_labels = _batch()
     out = model(ids, labels=ids, mlm_input_ids=masked, mlm_labels=mlm_labels)
     assert out.clm_logits.shape == (2, 12, 120)
+    # Training with gradients: the CLM loss comes from the chunked head (no logits), equal to the stock loss on the
+    # full logits (what the training forward computes under no_grad), with the same dropout masks.
+    model.train()
+    torch.manual_seed(5)
+    trained = model(ids, labels=ids, mlm_input_ids=masked, mlm_labels=mlm_labels)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        stock = model(ids, labels=ids, mlm_input_ids=masked, mlm_labels=mlm_labels)
+    model.eval()
+    assert trained.clm_logits is None and trained.clm_loss.requires_grad and stock.clm_logits is not None
+    torch.testing.assert_close(trained.clm_loss, stock.clm_loss)
     assert model.config.sparse_prediction and out.mlm_logits.shape == (2, 120)  # only the 2 masked positions
     torch.testing.assert_close(out.loss, 0.3 * out.mlm_loss + 0.7 * out.clm_loss)
     # The sparse MLM loss equals the dense one.
@@ -143,7 +154,7 @@ def test_remote_code_files_are_byte_identical_to_the_package(saved_models):
     import hindi_models
 
     package = os.path.dirname(hindi_models.__file__)
-    for name in ("configuration_hybrid.py", "modeling_hybrid.py"):
+    for name in ("configuration_hybrid.py", "modeling_hybrid.py", "losses.py"):
         with open(os.path.join(package, name), "rb") as a, open(saved_models["hybrid"] / name, "rb") as b:
             assert a.read() == b.read(), name
 
@@ -378,3 +389,39 @@ def test_bert_pretraining_forward_scores_masked_positions_only(tmp_path, positio
     assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [stock_name]
     loaded = AutoModelForMaskedLM.from_pretrained(tmp_path)
     assert type(loaded).__module__.startswith("transformers.") and type(loaded).__name__ == stock_name
+
+
+def test_gpt_pretraining_forward_gives_the_stock_loss_and_gradients(tmp_path):
+    """GPT's pretraining class (`for_pretraining=True`) computes the head and cross-entropy in chunks: the stock loss
+    (labels shifted inside, -100 ignored, `num_items_in_batch` honoured) and gradients, no logits; in eval mode it is
+    the stock forward; Trainer passes it `num_items_in_batch`; it saves and loads as stock GPT2LMHeadModel."""
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+    preset = load_preset("tiny", model_type="gpt")
+    torch.manual_seed(0)
+    stock = build_model(preset, 120)
+    chunked = build_model(preset, 120, for_pretraining=True)
+    chunked.load_state_dict(stock.state_dict())
+    ids = torch.randint(5, 120, (3, 16))
+    labels = ids.clone()
+    labels[0, 10:] = -100
+    for num_items in (None, torch.tensor(40)):
+        outputs = []
+        for model in (stock.train(), chunked.train()):
+            model.zero_grad()
+            torch.manual_seed(1)  # the same dropout masks
+            out = model(input_ids=ids, labels=labels, num_items_in_batch=num_items)
+            out.loss.backward()
+            outputs.append(out)
+        assert outputs[1].logits is None
+        assert torch.allclose(outputs[0].loss, outputs[1].loss, atol=1e-5), num_items
+        for (name, a), b in zip(stock.named_parameters(), chunked.parameters()):
+            assert torch.allclose(a.grad, b.grad, atol=1e-5), name
+    with torch.no_grad():
+        assert torch.equal(stock.eval()(input_ids=ids, labels=labels).logits,
+                           chunked.eval()(input_ids=ids, labels=labels).logits)
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to=[], use_cpu=True)
+    assert Trainer(model=chunked, args=args).model_accepts_loss_kwargs is True
+    chunked.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
+    assert type(AutoModelForCausalLM.from_pretrained(tmp_path)).__module__.startswith("transformers.")

@@ -1,0 +1,83 @@
+"""Cross-entropy of a linear vocabulary head without the full logits tensor (chunked, fused forward and backward).
+
+A causal LM's head scores every position against the whole vocabulary: at `mini` (vocab 16,000, batch 32 x 128) the
+logits are 65M floats, and the stock loss writes them in bf16, upcasts them to fp32, takes a log-softmax and keeps it
+for the backward pass, which then writes a gradient of the same size. `linear_cross_entropy` computes the loss and
+both gradients chunk by chunk in the forward pass (the approach of Liger's fused linear cross-entropy and of Cut
+Cross-Entropy, here in plain PyTorch so it runs on CPU), so only one chunk of logits exists at a time. The numbers are
+the stock ones: the logits are computed in the autocast dtype and upcast to fp32 for the softmax, as
+`transformers.loss.loss_utils.ForCausalLMLoss` does; the weight's gradient is summed in fp32.
+"""
+
+from __future__ import annotations
+
+import torch
+
+CHUNK_ROWS = 512  # positions per chunk: at mini on 2 CPU cores, GPT steps 0.80 / 0.75 / 0.71 / 0.84 / 0.86 s at 128-2048
+
+
+def _compute_dtype(tensor: torch.Tensor) -> torch.dtype:
+    """The dtype a matmul on `tensor`'s device runs in now (autocast's when it is on)."""
+    if torch.is_autocast_enabled(tensor.device.type):
+        return torch.get_autocast_dtype(tensor.device.type)
+    return tensor.dtype
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Forward: the loss `sum_i scale_i * CE_i` over the rows whose target is not -100, and both gradients, one chunk
+    of rows at a time; backward: the saved gradients times the upstream one."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, scale, chunk_rows):
+        dtype = _compute_dtype(hidden)
+        with torch.autocast(hidden.device.type, enabled=False):
+            rows = (targets != -100).nonzero().squeeze(1)
+            h, w = hidden.detach().to(dtype), weight.detach().to(dtype)
+            grad_hidden = torch.zeros_like(hidden, dtype=dtype)
+            grad_weight = torch.zeros_like(weight, dtype=torch.float32)
+            token_losses = torch.zeros(len(targets), dtype=torch.float32, device=hidden.device)
+            for start in range(0, rows.numel(), chunk_rows):
+                index = rows[start:start + chunk_rows]
+                h_chunk, t_chunk = h[index], targets[index].unsqueeze(1)
+                logits = (h_chunk @ w.t()).float()
+                log_norm = torch.logsumexp(logits, dim=1, keepdim=True)
+                token_losses[index] = (log_norm - logits.gather(1, t_chunk)).squeeze(1)
+                # d loss / d logits = scale * (softmax - one-hot), written over the logits
+                grad_logits = logits.sub_(log_norm).exp_()
+                grad_logits.scatter_add_(1, t_chunk, torch.full_like(t_chunk, -1, dtype=grad_logits.dtype))
+                grad_logits = grad_logits.mul_(scale[index].unsqueeze(1)).to(dtype)
+                grad_hidden[index] = grad_logits @ w
+                grad_weight += (grad_logits.t() @ h_chunk).float()
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        ctx.dtypes = hidden.dtype, weight.dtype
+        ctx.mark_non_differentiable(token_losses)
+        return (token_losses * scale).sum(), token_losses
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_token_losses):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        hidden_dtype, weight_dtype = ctx.dtypes
+        return ((grad_hidden * grad_loss).to(hidden_dtype), (grad_weight * grad_loss).to(weight_dtype),
+                None, None, None)
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         num_items_in_batch: torch.Tensor | int | None = None, token_weights: torch.Tensor | None = None,
+                         return_token_losses: bool = False, chunk_rows: int | None = None):
+    """Cross-entropy of `hidden @ weight.T` against `targets` (-100 ignored), as `F.cross_entropy` on the full logits
+    would give: the mean over scored positions, their sum divided by `num_items_in_batch` when given (Trainer's
+    gradient-accumulation convention), or `sum(token_weights * CE)` when `token_weights` is given. `hidden` is
+    [..., d], `targets` (and `token_weights`) its leading shape. With `return_token_losses`, also each position's
+    cross-entropy (detached, 0 where ignored), flattened. `chunk_rows` positions are scored at a time (default
+    `CHUNK_ROWS`)."""
+    hidden, targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1).to(hidden.device)
+    if token_weights is not None:
+        scale = token_weights.reshape(-1).float()
+    else:
+        if num_items_in_batch is None:
+            denominator = (targets != -100).sum().clamp(min=1)
+        else:
+            denominator = torch.as_tensor(num_items_in_batch, device=hidden.device)
+        scale = torch.ones(len(targets), device=hidden.device) / denominator.float()
+    loss, token_losses = _LinearCrossEntropy.apply(hidden, weight, targets, scale, chunk_rows or CHUNK_ROWS)
+    return (loss, token_losses) if return_token_losses else loss
