@@ -81,3 +81,11 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
         scale = torch.ones(len(targets), device=hidden.device) / denominator.float()
     loss, token_losses = _LinearCrossEntropy.apply(hidden, weight, targets, scale, chunk_rows or CHUNK_ROWS)
     return (loss, token_losses) if return_token_losses else loss
+
+
+def causal_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                   num_items_in_batch: torch.Tensor | int | None = None) -> torch.Tensor:
+    """A causal LM's loss from its last hidden states and head weight, labels aligned with the inputs and shifted
+    here (output k scores label k+1), as `transformers`' `ForCausalLMLoss` does on the full logits."""
+    shifted = torch.nn.functional.pad(labels, (0, 1), value=-100)[..., 1:]
+    return linear_cross_entropy(hidden, weight, shifted, num_items_in_batch)

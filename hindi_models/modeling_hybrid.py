@@ -25,7 +25,7 @@ from transformers.models.gpt2.modeling_gpt2 import GPT2Model
 from transformers.models.roformer.modeling_roformer import RoFormerModel
 
 from .configuration_hybrid import AUTO_MAP, HybridGPTBERTConfig
-from .losses import linear_cross_entropy
+from .losses import causal_lm_loss
 
 SHARED_EMBEDDING = "embed_tokens.weight"
 ENCODER_EMBEDDING = "encoder.embeddings.word_embeddings.weight"
@@ -203,8 +203,7 @@ class HybridGPTBERTForPreTraining(HybridGPTBERTPreTrainedModel):
             out.cache = decoded.cache
             if labels is not None and self.training and torch.is_grad_enabled():
                 # The CLM head and its cross-entropy chunk by chunk (no logits kept): the same loss, less memory.
-                shifted = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:]
-                out.clm_loss = linear_cross_entropy(out.decoder_last_hidden_state, self.clm_head.weight, shifted)
+                out.clm_loss = causal_lm_loss(out.decoder_last_hidden_state, self.clm_head.weight, labels)
             else:
                 out.clm_logits, out.clm_loss = self._causal_lm(out.decoder_last_hidden_state, labels)
             if out.clm_loss is not None:

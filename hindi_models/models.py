@@ -12,13 +12,12 @@ from functools import cache
 
 import torch
 from torch.nn import CrossEntropyLoss
-from torch.nn.functional import pad
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutput, MaskedLMOutput
 
 from .architectures import get_architecture
 from .configuration_hybrid import HybridGPTBERTConfig
-from .losses import linear_cross_entropy
+from .losses import causal_lm_loss
 from .presets import Preset
 from .tokenizer import BOS_ID, CLS_ID, EOS_ID, MASK_ID, PAD_ID, SEP_ID
 
@@ -90,9 +89,10 @@ class SparseMaskedLM:
 
 class ChunkedCausalLM:
     """Pretraining forward of a stock causal LM (GPT2LMHeadModel, or any `*ForCausalLM` whose head has no bias): in
-    training mode with labels and gradients on, the loss comes from `losses.linear_cross_entropy` (the vocabulary
-    head and its cross-entropy chunk by chunk, never the full [batch, length, vocab] logits). The loss is the stock one (labels shifted inside, the mean over labelled
-    positions or their sum over `num_items_in_batch`) and no logits are returned; in eval mode, without labels or
+    training mode with labels and gradients on, the loss comes from `losses.causal_lm_loss` (the vocabulary head and
+    its cross-entropy chunk by chunk, never the full [batch, length, vocab] logits). The loss is the stock one (labels
+    shifted inside, the mean over labelled positions or their sum over `num_items_in_batch`) and no logits are
+    returned; in eval mode, without labels or
     under `no_grad` the stock forward runs unchanged (validation losses, generation, scoring)."""
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
@@ -101,9 +101,7 @@ class ChunkedCausalLM:
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         hidden_states = self.base_model(input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-        shifted = pad(labels, (0, 1), value=-100)[..., 1:]
-        loss = linear_cross_entropy(hidden_states, head.weight, shifted, num_items_in_batch)
-        return CausalLMOutput(loss=loss)
+        return CausalLMOutput(loss=causal_lm_loss(hidden_states, head.weight, labels, num_items_in_batch))
 
 
 @cache

@@ -351,6 +351,17 @@ def test_fsdp_wraps_each_transformer_layer_and_nothing_else(model_type, position
         assert collections.Counter(type(m).__name__ for m in one.modules() if policy(m)) == wanted
 
 
+def _assert_same_grads_and_eval_logits(stock, other, ids, labels, atol):
+    """Equal gradients (after a backward on both) and, in eval mode, bitwise-equal logits."""
+    for (name, a), b in zip(stock.named_parameters(), other.parameters()):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, atol=atol), name
+    with torch.no_grad():
+        assert torch.equal(stock.eval()(input_ids=ids, labels=labels).logits,
+                           other.eval()(input_ids=ids, labels=labels).logits)
+
+
 @pytest.mark.parametrize("positions", ["rotary", "absolute"])
 def test_bert_pretraining_forward_scores_masked_positions_only(tmp_path, positions):
     """BERT's pretraining class (`for_pretraining=True`) gives the stock loss and gradients while its head scores only
@@ -373,13 +384,7 @@ def test_bert_pretraining_forward_scores_masked_positions_only(tmp_path, positio
         losses.append(out)
     assert losses[0].logits.shape == (3, 16, 120) and losses[1].logits.shape == (12, 120)
     assert torch.allclose(losses[0].loss, losses[1].loss, atol=1e-6)
-    for (name, a), b in zip(stock.named_parameters(), sparse.parameters()):
-        assert (a.grad is None) == (b.grad is None), name
-        if a.grad is not None:
-            assert torch.allclose(a.grad, b.grad, atol=1e-6), name
-    with torch.no_grad():
-        assert torch.equal(stock.eval()(input_ids=ids, labels=labels).logits,
-                           sparse.eval()(input_ids=ids, labels=labels).logits)
+    _assert_same_grads_and_eval_logits(stock, sparse, ids, labels, atol=1e-6)
     # Trainer divides this mean loss for gradient accumulation itself (it would not for stock BERT's signature)
     from transformers import Trainer, TrainingArguments
     args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to=[], use_cpu=True)
@@ -415,11 +420,7 @@ def test_gpt_pretraining_forward_gives_the_stock_loss_and_gradients(tmp_path):
             outputs.append(out)
         assert outputs[1].logits is None
         assert torch.allclose(outputs[0].loss, outputs[1].loss, atol=1e-5), num_items
-        for (name, a), b in zip(stock.named_parameters(), chunked.parameters()):
-            assert torch.allclose(a.grad, b.grad, atol=1e-5), name
-    with torch.no_grad():
-        assert torch.equal(stock.eval()(input_ids=ids, labels=labels).logits,
-                           chunked.eval()(input_ids=ids, labels=labels).logits)
+        _assert_same_grads_and_eval_logits(stock, chunked, ids, labels, atol=1e-5)
     args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to=[], use_cpu=True)
     assert Trainer(model=chunked, args=args).model_accepts_loss_kwargs is True
     chunked.save_pretrained(tmp_path)
