@@ -43,6 +43,20 @@ from training.pretrain import pretrain, resolve_precision  # noqa: E402
 STOCK_TWIN = {"gpt": ("gpt",), "bert": ("bert",), "hybrid": ("gpt", "bert"), "gpt_bert": ("gpt",)}
 
 
+def stock_model(preset, vocab_size: int):
+    """The stock twin of a preset's model: its stock class (no pretraining forward) with the activation its config
+    class defaults to, as `run_clm.py` / `run_mlm.py` would build it (GPT-2: `gelu_new`; the project's GPT uses the
+    same function as one fused kernel, `gelu_pytorch_tanh`)."""
+    model = build_model(preset, vocab_size)
+    config = model.config
+    default = type(config)()
+    for key in ("activation_function", "hidden_act"):
+        if hasattr(config, key) and getattr(config, key) != getattr(default, key):
+            setattr(config, key, getattr(default, key))
+            model = type(model)(config)
+    return model
+
+
 def plain_loop(model, batches, precision: str, warmup: int) -> float:
     """Median seconds per optimizer step of a plain loop (AdamW, clipping 1.0) after `warmup` steps."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
@@ -99,12 +113,12 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
         kind = get_architecture(twin).collator
         collator = DataCollatorForLanguageModeling(tokenizer, mlm=kind == "masked", seed=0)
         torch.manual_seed(0)
-        stock[twin] = stock_trainer(build_model(twin_preset, len(tokenizer)), collator, blocks, args, precision,
+        stock[twin] = stock_trainer(stock_model(twin_preset, len(tokenizer)), collator, blocks, args, precision,
                                     steps, args.warmup, tokens_per_step, scratch / f"{model_type}-stock-{twin}")
         batches = [collator([blocks[j] for j in range(i * args.batch_size, (i + 1) * args.batch_size)])
                    for i in range(steps)]
         torch.manual_seed(0)
-        plain[twin] = plain_loop(build_model(twin_preset, len(tokenizer)), batches, precision, args.warmup)
+        plain[twin] = plain_loop(stock_model(twin_preset, len(tokenizer)), batches, precision, args.warmup)
     stock_step = sum(s["step_seconds"] for s in stock.values())
     plain_step = sum(plain.values())
     row["stock_trainer"] = {"step_seconds": round(stock_step, 4),
@@ -120,7 +134,7 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
         batches = [collator(sentences[i * args.batch_size:(i + 1) * args.batch_size]) for i in range(steps)]
         useful = [int(b["attention_mask"].sum()) for b in batches[args.warmup:]]
         torch.manual_seed(0)
-        model = build_model(load_preset(preset_name, model_type=twin), len(tokenizer))
+        model = stock_model(load_preset(preset_name, model_type=twin), len(tokenizer))
         model.set_attn_implementation("eager")
         seed_steps += plain_loop(model, batches, "fp32", args.warmup)
     row["seed_style"] = {"step_seconds": round(seed_steps, 4), "useful_tokens_per_step": statistics.mean(useful),
@@ -133,15 +147,21 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
     return row
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def speed_parser(description: str, steps: int, steps_help: str) -> argparse.ArgumentParser:
+    """The options of the product-path benchmarks (this script, `step_profile.py`)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--presets", nargs="+", default=["mini"])
     parser.add_argument("--models", nargs="+", default=list(architecture_names()), choices=architecture_names())
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=12, help="timed steps after the warm-up")
+    parser.add_argument("--steps", type=int, default=steps, help=steps_help)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--lines", type=int, default=30_000, help="shared-corpus lines to train on")
+    return parser
+
+
+def main() -> int:
+    parser = speed_parser(__doc__.split("\n")[0], 12, "timed steps after the warm-up")
     parser.add_argument("--compile", action="store_true", help="also time the product with --torch-compile")
     args = parser.parse_args()
     corpus = load_corpus("shared")

@@ -127,7 +127,7 @@ class HybridGPTBERTConfig(PreTrainedConfig):
             **self._shared_stack_values(),
             # GPT-2's own names for the same shape
             n_positions=self.max_position_embeddings, n_embd=self.hidden_size, n_layer=self.num_hidden_layers,
-            n_head=self.num_attention_heads, n_inner=self.intermediate_size, activation_function="gelu_new",
+            n_head=self.num_attention_heads, n_inner=self.intermediate_size, activation_function="gelu_pytorch_tanh",
             resid_pdrop=self.hidden_dropout_prob, embd_pdrop=self.hidden_dropout_prob,
             attn_pdrop=self.attention_probs_dropout_prob,
             layer_norm_epsilon=self.decoder_layer_norm_epsilon,

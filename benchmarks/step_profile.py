@@ -1,0 +1,120 @@
+"""Where a step of the path users run goes: torch.profiler over Trainer steps of `hindi-lm pretrain`.
+
+    HF_HUB_OFFLINE=1 python benchmarks/step_profile.py --presets mini --out benchmarks/results/step_profile_mini.json
+
+The run is built by `training.pretrain`'s own functions (`start_run`, `prepare_data`, the factory, `build_trainer`),
+so the model, collator, Trainer arguments and callbacks are those of `hindi-lm pretrain`; a callback turns the
+profiler on after `--warmup` optimizer steps and off `--steps` steps later, so whole steps are recorded: data
+loading and collation, forward, backward, clipping, the optimizer and the scheduler. Ops are grouped as
+`cpu_profile.py` groups them (matmuls, attention, cross-entropy, layer norm, activation, embedding, copies/casts,
+element-wise); the wall time of the profiled steps is reported next to the time inside aten ops (the rest is Python,
+Trainer and dispatch). Corpus: the first `--lines` lines of the shared corpus, as in `train_speed.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+from transformers import TrainerCallback
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.cpu_profile import group_of  # noqa: E402
+from benchmarks.train_speed import speed_parser  # noqa: E402
+from hindi_models.presets import load_preset  # noqa: E402
+from training.data import load_corpus  # noqa: E402
+from training.pretrain import PretrainSettings, build_trainer, prepare_data, resolve_precision, start_run  # noqa: E402
+
+# Ops whose self time is the optimizer's when they run inside `Optimizer.step` (grouped by the profiler's own
+# record_function range of that name).
+OPTIMIZER_RANGE = "Optimizer.step#"
+
+
+class ProfileSteps(TrainerCallback):
+    """Profiles optimizer steps `warmup + 1` .. `warmup + steps` of a Trainer run (whole steps, collation included)."""
+
+    def __init__(self, warmup: int, steps: int):
+        self.warmup, self.steps = warmup, steps
+        self.profiler, self.wall = None, 0.0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.warmup:
+            self.profiler = profile(activities=[ProfilerActivity.CPU])
+            self.profiler.__enter__()
+            self.started = time.perf_counter()
+        elif state.global_step == self.warmup + self.steps and self.profiler is not None:
+            self.wall = time.perf_counter() - self.started
+            self.profiler.__exit__(None, None, None)
+            control.should_training_stop = True
+
+
+def summarize(prof, steps: int, wall: float) -> dict:
+    """Self CPU ms per step by op group (the optimizer's ops in their own group) and the top ops."""
+    events = prof.events()
+    ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name.startswith(OPTIMIZER_RANGE)]
+    groups, per_op = defaultdict(float), defaultdict(float)
+    for e in events:
+        if not e.name.startswith("aten::"):
+            continue
+        inside = any(a <= e.time_range.start and e.time_range.end <= b for a, b in ranges)
+        groups["optimizer" if inside else group_of(e.name)] += e.self_cpu_time_total
+        per_op[e.name] += e.self_cpu_time_total
+    aten = sum(groups.values())
+    top = sorted(per_op.items(), key=lambda kv: -kv[1])[:15]
+    return {"wall_ms_per_step": round(1000 * wall / steps, 1), "aten_ms_per_step": round(aten / 1000 / steps, 1),
+            "outside_aten_share": round(1 - aten / 1e6 / wall, 3),
+            "group_ms_per_step": {g: round(t / 1000 / steps, 1) for g, t in sorted(groups.items(), key=lambda kv: -kv[1])},
+            "group_share": {g: round(t / aten, 3) for g, t in sorted(groups.items(), key=lambda kv: -kv[1])},
+            "top_ops": [{"op": k, "ms_per_step": round(v / 1000 / steps, 1)} for k, v in top]}
+
+
+def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratch: Path, args) -> dict:
+    """Profile `args.steps` steady Trainer steps of `hindi-lm pretrain --model-type model_type --preset preset_name`."""
+    settings = PretrainSettings.from_kwargs(
+        model_type=model_type, preset=load_preset(preset_name, model_type=model_type), corpus=str(corpus_file),
+        output_dir=scratch / f"{preset_name}-{model_type}", max_steps=args.warmup + args.steps + 1,
+        eval_steps=1000, save_steps=1000, batch_size=args.batch_size, report_to="none", disable_tqdm=True, seed=0,
+        overwrite=True)
+    run = start_run(settings)
+    data = prepare_data(run)
+    model = run.factory.create_model(tokenizer=data.tokenizer, verbose=False, for_pretraining=True)
+    trainer = build_trainer(run, data, model)
+    probe = ProfileSteps(args.warmup, args.steps)
+    trainer.add_callback(probe)
+    trainer.train()
+    return {"model_type": model_type, "preset": preset_name, "batch": args.batch_size, "seq": run.preset.max_length,
+            "vocab": len(data.tokenizer), "precision": run.precision,
+            "activation": getattr(model.config, "activation_function", getattr(model.config, "hidden_act", None)),
+            **summarize(probe.profiler, args.steps, probe.wall)}
+
+
+def main() -> int:
+    parser = speed_parser(__doc__.split("\n")[0], 5, "profiled steps after the warm-up")
+    args = parser.parse_args()
+    lines = load_corpus("shared")["train"].select(range(args.lines))["text"]
+    results = {"command": " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+               "torch": torch.__version__, "precision": resolve_precision("auto"), "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="step-profile-") as tmp:
+        tmp = Path(tmp)
+        corpus_file = tmp / "corpus.txt"
+        corpus_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for preset_name in args.presets:
+            for model_type in args.models:
+                row = profile_product(model_type, preset_name, corpus_file, tmp, args)
+                results["runs"][f"{preset_name}/{model_type}"] = row
+                print(f"{preset_name}/{model_type}", json.dumps({k: row[k] for k in (
+                    "wall_ms_per_step", "aten_ms_per_step", "group_ms_per_step")}), flush=True)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
