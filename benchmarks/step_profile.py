@@ -19,11 +19,13 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile
-from transformers import TrainerCallback
+from transformers import TrainerCallback, set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.cpu_profile import group_of  # noqa: E402
@@ -38,20 +40,23 @@ OPTIMIZER_RANGE = "Optimizer.step#"
 
 
 class ProfileSteps(TrainerCallback):
-    """Profiles optimizer steps `warmup + 1` .. `warmup + steps` of a Trainer run (whole steps, collation included)."""
+    """Profiles optimizer steps `warmup + 1` .. `warmup + steps` of a Trainer run (whole steps, collation included),
+    then stops the training."""
 
     def __init__(self, warmup: int, steps: int):
+        if warmup < 1 or steps < 1:
+            raise ValueError(f"--warmup and --steps must be at least 1, got {warmup} and {steps}")
         self.warmup, self.steps = warmup, steps
-        self.profiler, self.wall = None, 0.0
+        self.profiler, self.started, self.wall = None, 0.0, 0.0
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.warmup:
             self.profiler = profile(activities=[ProfilerActivity.CPU])
-            self.profiler.__enter__()
+            self.profiler.start()
             self.started = time.perf_counter()
         elif state.global_step == self.warmup + self.steps and self.profiler is not None:
             self.wall = time.perf_counter() - self.started
-            self.profiler.__exit__(None, None, None)
+            self.profiler.stop()
             control.should_training_stop = True
 
 
@@ -83,20 +88,27 @@ def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratc
         eval_steps=1000, save_steps=1000, batch_size=args.batch_size, report_to="none", disable_tqdm=True, seed=0,
         overwrite=True)
     run = start_run(settings)
+    set_seed(settings.seed)
     data = prepare_data(run)
     model = run.factory.create_model(tokenizer=data.tokenizer, verbose=False, for_pretraining=True)
     trainer = build_trainer(run, data, model)
     probe = ProfileSteps(args.warmup, args.steps)
     trainer.add_callback(probe)
-    trainer.train()
+    # SDPA picks its kernel itself unless told (`--sdpa-backend math`: the unfused math path, for comparison)
+    forced = sdpa_kernel(getattr(SDPBackend, args.sdpa_backend.upper())) if args.sdpa_backend else nullcontext()
+    with forced:
+        trainer.train()
+    config = model.config.decoder_config() if hasattr(model.config, "decoder_config") else model.config
     return {"model_type": model_type, "preset": preset_name, "batch": args.batch_size, "seq": run.preset.max_length,
-            "vocab": len(data.tokenizer), "precision": run.precision,
-            "activation": getattr(model.config, "activation_function", getattr(model.config, "hidden_act", None)),
+            "vocab": len(data.tokenizer), "precision": run.precision, "sdpa_backend": args.sdpa_backend or "auto",
+            "activation": getattr(config, "activation_function", getattr(config, "hidden_act", None)),
             **summarize(probe.profiler, args.steps, probe.wall)}
 
 
 def main() -> int:
     parser = speed_parser(__doc__.split("\n")[0], 5, "profiled steps after the warm-up")
+    parser.add_argument("--sdpa-backend", choices=["math", "flash_attention"], default=None,
+                        help="force one SDPA kernel (default: SDPA's own choice)")
     args = parser.parse_args()
     lines = load_corpus("shared")["train"].select(range(args.lines))["text"]
     results = {"command": " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",

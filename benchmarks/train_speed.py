@@ -32,7 +32,7 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArgum
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hindi_models.architectures import architecture_names, get_architecture  # noqa: E402
-from hindi_models.models import build_model  # noqa: E402
+from hindi_models.models import make_model_config  # noqa: E402
 from hindi_models.presets import load_preset  # noqa: E402
 from hindi_models.tokenizer import load_tokenizer, train_tokenizer  # noqa: E402
 from training.callbacks import StepTimeCallback  # noqa: E402
@@ -47,14 +47,12 @@ def stock_model(preset, vocab_size: int):
     """The stock twin of a preset's model: its stock class (no pretraining forward) with the activation its config
     class defaults to, as `run_clm.py` / `run_mlm.py` would build it (GPT-2: `gelu_new`; the project's GPT uses the
     same function as one fused kernel, `gelu_pytorch_tanh`)."""
-    model = build_model(preset, vocab_size)
-    config = model.config
+    config = make_model_config(preset, vocab_size)
     default = type(config)()
     for key in ("activation_function", "hidden_act"):
-        if hasattr(config, key) and getattr(config, key) != getattr(default, key):
+        if hasattr(config, key):
             setattr(config, key, getattr(default, key))
-            model = type(model)(config)
-    return model
+    return get_architecture(preset.model_type).variant(preset.encoder_position_embeddings).model_class(config)
 
 
 def plain_loop(model, batches, precision: str, warmup: int) -> float:

@@ -38,17 +38,17 @@ class _LinearCrossEntropy(torch.autograd.Function):
             token_losses = torch.zeros(len(targets), dtype=torch.float32, device=hidden.device)
             # Every chunk reuses the same buffers and works on them in place: a fresh [chunk, vocab] tensor per op
             # costs more in page faults than the op itself (2x on the whole head at mini, 2 CPU cores).
-            size = min(chunk_rows, rows.numel())
+            size, upcast = min(chunk_rows, rows.numel()), dtype != torch.float32
             fp32_logits = torch.empty(size, w.shape[0], dtype=torch.float32, device=hidden.device)
-            low_logits = fp32_logits if dtype == torch.float32 else torch.empty_like(fp32_logits, dtype=dtype)
-            chunk_grad_weight = torch.empty_like(w) if dtype != torch.float32 else None
+            low_logits = torch.empty_like(fp32_logits, dtype=dtype) if upcast else fp32_logits
+            chunk_grad_weight = torch.empty_like(w) if upcast else None
             for start in range(0, rows.numel(), chunk_rows):
                 index = rows[start:start + chunk_rows]
                 n = index.numel()
                 h_chunk, t_chunk, s_chunk = h[index], targets[index].unsqueeze(1), scale[index].unsqueeze(1)
                 logits, low = fp32_logits[:n], low_logits[:n]
                 torch.mm(h_chunk, w.t(), out=low)
-                if low is not logits:
+                if upcast:
                     logits.copy_(low)  # the softmax in fp32, as the stock loss upcasts the logits
                 row_max = logits.amax(dim=1, keepdim=True)
                 target_logits = logits.gather(1, t_chunk)
@@ -57,13 +57,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 # d loss / d logits = scale * (softmax - one-hot), written over the logits
                 grad_logits = logits.mul_(s_chunk / norm)
                 grad_logits.scatter_add_(1, t_chunk, -s_chunk)
-                if low is not logits:
+                if upcast:
                     low.copy_(grad_logits)
-                grad_hidden[index] = low @ w
-                if chunk_grad_weight is None:
-                    grad_weight.addmm_(low.t(), h_chunk)
-                else:
                     grad_weight += torch.mm(low.t(), h_chunk, out=chunk_grad_weight)
+                else:
+                    grad_weight.addmm_(low.t(), h_chunk)
+                grad_hidden[index] = low @ w
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.dtypes = hidden.dtype, weight.dtype
         ctx.mark_non_differentiable(token_losses)

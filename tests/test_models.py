@@ -431,22 +431,15 @@ def test_gpt_pretraining_forward_gives_the_stock_loss_and_gradients(tmp_path):
 
 @pytest.mark.parametrize("model_type", ["gpt", "gpt_bert", "hybrid"])
 def test_gpt_stacks_use_the_fused_tanh_gelu_with_gpt2s_outputs(model_type):
-    """GPT-2 stacks built from a preset use `gelu_pytorch_tanh` (one fused kernel; 17% of GPT's mini step saved):
-    GPT-2's own tanh GELU (`gelu_new`, several element-wise kernels) in the same weights gives the same logits
-    within fp32 noise."""
-    torch.manual_seed(0)
-    model = build_model(load_preset("tiny", model_type=model_type), 120).eval()
+    """GPT-2 stacks built from a preset run `gelu_pytorch_tanh` (one fused kernel) in every MLP: GPT-2's own tanh GELU
+    (`gelu_new`, several element-wise kernels) computes the same function within fp32 noise over [-8, 8], where the
+    erf GELU differs by over 1e-4 (so the check tells the two approximations apart)."""
+    model = build_model(load_preset("tiny", model_type=model_type), 120)
     decoder_config = model.config.decoder_config() if model_type == "hybrid" else model.config
     assert decoder_config.activation_function == "gelu_pytorch_tanh"
-    ids = torch.randint(5, 120, (2, 12))
-    forward = (lambda: model(input_ids=ids, task="clm").clm_logits) if model_type == "hybrid" else (
-        lambda: model(input_ids=ids).logits)
-    with torch.no_grad():
-        fused = forward()
-        mlps = [module for module in model.modules() if type(getattr(module, "act", None)).__name__ == "GELUTanh"]
-        for module in mlps:
-            module.act = ACT2FN["gelu_new"]
-        unfused = forward()
+    mlps = [module for module in model.modules() if type(getattr(module, "act", None)).__name__ == "GELUTanh"]
     assert len(mlps) == load_preset("tiny").num_layers
-    assert (fused - unfused).abs().max().item() < 1e-5
-    assert not torch.equal(fused, torch.zeros_like(fused))
+    x = torch.linspace(-8, 8, 10_001)
+    fused, gpt2 = mlps[0].act(x), ACT2FN["gelu_new"](x)
+    assert (fused - gpt2).abs().max().item() < 1e-6
+    assert (fused - ACT2FN["gelu"](x)).abs().max().item() > 1e-4
