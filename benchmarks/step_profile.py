@@ -73,10 +73,11 @@ def summarize(prof, steps: int, wall: float) -> dict:
         per_op[e.name] += e.self_cpu_time_total
     aten = sum(groups.values())
     top = sorted(per_op.items(), key=lambda kv: -kv[1])[:15]
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1])
     return {"wall_ms_per_step": round(1000 * wall / steps, 1), "aten_ms_per_step": round(aten / 1000 / steps, 1),
             "outside_aten_share": round(1 - aten / 1e6 / wall, 3),
-            "group_ms_per_step": {g: round(t / 1000 / steps, 1) for g, t in sorted(groups.items(), key=lambda kv: -kv[1])},
-            "group_share": {g: round(t / aten, 3) for g, t in sorted(groups.items(), key=lambda kv: -kv[1])},
+            "group_ms_per_step": {g: round(t / 1000 / steps, 1) for g, t in ranked},
+            "group_share": {g: round(t / aten, 3) for g, t in ranked},
             "top_ops": [{"op": k, "ms_per_step": round(v / 1000 / steps, 1)} for k, v in top]}
 
 
