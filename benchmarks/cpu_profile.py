@@ -48,17 +48,16 @@ def group_of(op_name: str) -> str:
     return GROUP_OF.get(op_name, "elementwise / other")
 
 
-def _optimizer_ops(prof):
-    """Self time per aten op inside the `optimizer` range (by event interval containment)."""
-    from types import SimpleNamespace
-
+def ops_inside(prof, range_name: str) -> dict[str, float]:
+    """Self CPU time (us) per aten op inside the profiler ranges whose name starts with `range_name` (by event
+    interval containment)."""
     events = prof.events()
-    ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name == "optimizer"]
+    ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name.startswith(range_name)]
     inside = defaultdict(float)
     for e in events:
         if e.name.startswith("aten::") and any(a <= e.time_range.start and e.time_range.end <= b for a, b in ranges):
             inside[e.name] += e.self_cpu_time_total
-    return [SimpleNamespace(key=k, self_cpu_time_total=v) for k, v in inside.items()]
+    return dict(inside)
 
 
 def profile_model(model_type: str, preset_name: str, batch_size: int, steps: int) -> dict:
@@ -89,7 +88,7 @@ def profile_model(model_type: str, preset_name: str, batch_size: int, steps: int
     averages = prof.key_averages()
     optimizer_time = sum(e.cpu_time_total for e in averages if e.key == "optimizer")
     # aten ops outside the optimizer: its ops' self times are inside `optimizer`'s total.
-    inside = {e.key: e.self_cpu_time_total for e in _optimizer_ops(prof)}
+    inside = ops_inside(prof, "optimizer")
     events = [e for e in averages if e.key.startswith("aten::")]
     groups, top = defaultdict(float), []
     groups["optimizer"] = optimizer_time

@@ -28,7 +28,7 @@ from torch.profiler import ProfilerActivity, profile
 from transformers import TrainerCallback, set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.cpu_profile import group_of  # noqa: E402
+from benchmarks.cpu_profile import group_of, ops_inside  # noqa: E402
 from benchmarks.train_speed import speed_parser  # noqa: E402
 from hindi_models.presets import load_preset  # noqa: E402
 from training.data import load_corpus  # noqa: E402
@@ -62,15 +62,11 @@ class ProfileSteps(TrainerCallback):
 
 def summarize(prof, steps: int, wall: float) -> dict:
     """Self CPU ms per step by op group (the optimizer's ops in their own group) and the top ops."""
-    events = prof.events()
-    ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name.startswith(OPTIMIZER_RANGE)]
-    groups, per_op = defaultdict(float), defaultdict(float)
-    for e in events:
-        if not e.name.startswith("aten::"):
-            continue
-        inside = any(a <= e.time_range.start and e.time_range.end <= b for a, b in ranges)
-        groups["optimizer" if inside else group_of(e.name)] += e.self_cpu_time_total
-        per_op[e.name] += e.self_cpu_time_total
+    inside = ops_inside(prof, OPTIMIZER_RANGE)
+    per_op = {e.key: e.self_cpu_time_total for e in prof.key_averages() if e.key.startswith("aten::")}
+    groups = defaultdict(float, optimizer=sum(inside.values()))
+    for op, time_us in per_op.items():
+        groups[group_of(op)] += time_us - inside.get(op, 0.0)
     aten = sum(groups.values())
     top = sorted(per_op.items(), key=lambda kv: -kv[1])[:15]
     ranked = sorted(groups.items(), key=lambda kv: -kv[1])
