@@ -24,17 +24,19 @@ def _compute_dtype(tensor: torch.Tensor) -> torch.dtype:
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
-    """Forward: the loss `sum_i scale_i * CE_i` over the rows whose target is not -100, and both gradients, one chunk
-    of rows at a time; backward: the saved gradients times the upstream one."""
+    """Forward: the loss `sum_i scale_i * CE_i` over the rows whose target is not -100, and the gradients (hidden,
+    weight, bias), one chunk of rows at a time; backward: the saved gradients times the upstream one."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, scale, chunk_rows):
+    def forward(ctx, hidden, weight, bias, targets, scale, chunk_rows):
         dtype = _compute_dtype(hidden)
         with torch.autocast(hidden.device.type, enabled=False):
             rows = (targets != -100).nonzero().squeeze(1)
             h, w = hidden.detach().to(dtype), weight.detach().to(dtype)
+            b = bias.detach().to(dtype) if bias is not None else None
             grad_hidden = torch.zeros_like(hidden, dtype=dtype)
             grad_weight = torch.zeros_like(weight, dtype=torch.float32)
+            grad_bias = torch.zeros_like(bias, dtype=torch.float32) if bias is not None else None
             token_losses = torch.zeros(len(targets), dtype=torch.float32, device=hidden.device)
             # Every chunk reuses the same buffers and works on them in place: a fresh [chunk, vocab] tensor per op
             # costs more in page faults than the op itself (2x on the whole head at mini, 2 CPU cores).
@@ -47,7 +49,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 n = index.numel()
                 h_chunk, t_chunk, s_chunk = h[index], targets[index].unsqueeze(1), scale[index].unsqueeze(1)
                 logits, low = fp32_logits[:n], low_logits[:n]
-                torch.mm(h_chunk, w.t(), out=low)
+                if b is None:
+                    torch.mm(h_chunk, w.t(), out=low)
+                else:  # nn.Linear's addmm, in the same dtype
+                    torch.addmm(b, h_chunk, w.t(), out=low)
                 if upcast:
                     logits.copy_(low)  # the softmax in fp32, as the stock loss upcasts the logits
                 row_max = logits.amax(dim=1, keepdim=True)
@@ -57,34 +62,37 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 # d loss / d logits = scale * (softmax - one-hot), written over the logits
                 grad_logits = logits.mul_(s_chunk / norm)
                 grad_logits.scatter_add_(1, t_chunk, -s_chunk)
+                if grad_bias is not None:
+                    grad_bias += grad_logits.sum(dim=0)
                 if upcast:
                     low.copy_(grad_logits)
                     grad_weight += torch.mm(low.t(), h_chunk, out=chunk_grad_weight)
                 else:
                     grad_weight.addmm_(low.t(), h_chunk)
                 grad_hidden[index] = low @ w
-        ctx.save_for_backward(grad_hidden, grad_weight)
-        ctx.dtypes = hidden.dtype, weight.dtype
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.dtypes = hidden.dtype, weight.dtype, bias.dtype if bias is not None else None
         ctx.mark_non_differentiable(token_losses)
         return (token_losses * scale).sum(), token_losses
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_token_losses):
-        grad_hidden, grad_weight = ctx.saved_tensors
-        hidden_dtype, weight_dtype = ctx.dtypes
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        hidden_dtype, weight_dtype, bias_dtype = ctx.dtypes
         return ((grad_hidden * grad_loss).to(hidden_dtype), (grad_weight * grad_loss).to(weight_dtype),
-                None, None, None)
+                (grad_bias * grad_loss).to(bias_dtype) if grad_bias is not None else None, None, None, None)
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                          num_items_in_batch: torch.Tensor | int | None = None, token_weights: torch.Tensor | None = None,
-                         return_token_losses: bool = False, chunk_rows: int | None = None):
-    """Cross-entropy of `hidden @ weight.T` against `targets` (-100 ignored), as `F.cross_entropy` on the full logits
-    would give: the mean over scored positions, their sum divided by `num_items_in_batch` when given (Trainer's
+                         return_token_losses: bool = False, chunk_rows: int | None = None,
+                         bias: torch.Tensor | None = None):
+    """Cross-entropy of `hidden @ weight.T (+ bias)` against `targets` (-100 ignored), as `F.cross_entropy` on the
+    full logits would give: the mean over scored positions, their sum divided by `num_items_in_batch` when given (Trainer's
     gradient-accumulation convention), or `sum(token_weights * CE)` when `token_weights` is given. `hidden` is
     [..., d], `targets` (and `token_weights`) its leading shape. With `return_token_losses`, also each position's
     cross-entropy (detached, 0 where ignored), flattened. `chunk_rows` positions are scored at a time (default
-    `CHUNK_ROWS`)."""
+    `CHUNK_ROWS`). `bias` is the head's output bias (BERT's MLM decoder has one), or None."""
     hidden, targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1).to(hidden.device)
     if token_weights is not None:
         scale = token_weights.reshape(-1).float()
@@ -94,7 +102,7 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
         else:
             denominator = torch.as_tensor(num_items_in_batch, device=hidden.device)
         scale = torch.ones(len(targets), device=hidden.device) / denominator.float()
-    loss, token_losses = _LinearCrossEntropy.apply(hidden, weight, targets, scale, chunk_rows or CHUNK_ROWS)
+    loss, token_losses = _LinearCrossEntropy.apply(hidden, weight, bias, targets, scale, chunk_rows or CHUNK_ROWS)
     return (loss, token_losses) if return_token_losses else loss
 
 

@@ -25,7 +25,7 @@ from transformers.models.gpt2.modeling_gpt2 import GPT2Model
 from transformers.models.roformer.modeling_roformer import RoFormerModel
 
 from .configuration_hybrid import AUTO_MAP, HybridGPTBERTConfig
-from .losses import causal_lm_loss
+from .losses import causal_lm_loss, linear_cross_entropy
 
 SHARED_EMBEDDING = "embed_tokens.weight"
 ENCODER_EMBEDDING = "encoder.embeddings.word_embeddings.weight"
@@ -120,10 +120,14 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
             self._tied_weights_keys.update({f"{name}.weight": SHARED_EMBEDDING for name in head_names})
 
     def _masked_lm(self, hidden_states, labels=None, sparse: bool = False, **loss_kwargs):
-        """(logits, loss) of the MLM head; with `sparse` and labels, only at the labelled (masked) positions."""
+        """(logits, loss) of the MLM head; with `sparse` and labels, only at the labelled (masked) positions, and in
+        training with gradients the head and its cross-entropy chunk by chunk (no logits: None, the same loss)."""
         if labels is not None and sparse:
             labelled = labels != -100
             hidden_states, labels = hidden_states[labelled], labels[labelled]
+            if self.training and torch.is_grad_enabled():
+                return None, linear_cross_entropy(hidden_states, self.mlm_head.weight, labels,
+                                                  loss_kwargs.get("num_items_in_batch"))
         logits = self.mlm_head(hidden_states)
         if labels is None:
             return logits, None

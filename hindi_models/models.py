@@ -11,13 +11,12 @@ from __future__ import annotations
 from functools import cache
 
 import torch
-from torch.nn import CrossEntropyLoss
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutput, MaskedLMOutput
 
 from .architectures import get_architecture
 from .configuration_hybrid import HybridGPTBERTConfig
-from .losses import causal_lm_loss
+from .losses import causal_lm_loss, linear_cross_entropy
 from .presets import Preset
 from .tokenizer import BOS_ID, CLS_ID, EOS_ID, MASK_ID, PAD_ID, SEP_ID
 
@@ -70,9 +69,10 @@ def make_model_config(preset: Preset, vocab_size: int | None = None, token_ids: 
 class SparseMaskedLM:
     """Pretraining forward of a stock masked LM (BertForMaskedLM, RoFormerForMaskedLM): in training mode with labels,
     the vocabulary head scores the labelled positions only (the 15-30% the collator masked), as the hybrid's
-    `sparse_prediction` and GPT-BERT's masked rows do. The loss is the stock one (mean cross-entropy over labelled
-    positions), so only the logits' shape differs ([labelled, vocab]); in eval mode or without labels the stock
-    forward runs unchanged (validation losses, fill-mask, PLL)."""
+    `sparse_prediction` and GPT-BERT's masked rows do, and its decoder and cross-entropy run chunk by chunk
+    (`losses.linear_cross_entropy`, with the decoder's bias). The loss is the stock one (mean cross-entropy over
+    labelled positions) and no logits are returned; in eval mode or without labels the stock forward runs unchanged
+    (validation losses, fill-mask, PLL)."""
 
     # The loss is a mean over this batch's masked positions and ignores `num_items_in_batch`, so Trainer must divide
     # it for gradient accumulation itself (stock BERT's `**kwargs` signature would tell Trainer it need not).
@@ -83,8 +83,10 @@ class SparseMaskedLM:
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
         hidden_states = self.base_model(input_ids, attention_mask=attention_mask, **kwargs)[0]
         labelled = labels != -100
-        logits = self.cls(hidden_states[labelled])
-        return MaskedLMOutput(loss=CrossEntropyLoss()(logits, labels[labelled]), logits=logits)
+        head = self.cls.predictions
+        loss = linear_cross_entropy(head.transform(hidden_states[labelled]), head.decoder.weight, labels[labelled],
+                                    bias=head.decoder.bias)
+        return MaskedLMOutput(loss=loss)
 
 
 class ChunkedCausalLM:

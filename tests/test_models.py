@@ -80,6 +80,9 @@ def test_hybrid_loss_is_weighted_sum_of_partial_losses():
     model.eval()
     assert trained.clm_logits is None and trained.clm_loss.requires_grad and stock.clm_logits is not None
     torch.testing.assert_close(trained.clm_loss, stock.clm_loss)
+    # ... and so does the sparse MLM loss (the masked positions' head, chunked)
+    assert trained.mlm_logits is None and trained.mlm_loss.requires_grad and stock.mlm_logits.shape == (2, 120)
+    torch.testing.assert_close(trained.mlm_loss, stock.mlm_loss)
     assert model.config.sparse_prediction and out.mlm_logits.shape == (2, 120)  # only the 2 masked positions
     torch.testing.assert_close(out.loss, 0.3 * out.mlm_loss + 0.7 * out.clm_loss)
     # The sparse MLM loss equals the dense one.
@@ -383,7 +386,7 @@ def test_bert_pretraining_forward_scores_masked_positions_only(tmp_path, positio
         out = model(input_ids=ids, labels=labels)
         out.loss.backward()
         losses.append(out)
-    assert losses[0].logits.shape == (3, 16, 120) and losses[1].logits.shape == (12, 120)
+    assert losses[0].logits.shape == (3, 16, 120) and losses[1].logits is None  # chunked head: no logits
     assert torch.allclose(losses[0].loss, losses[1].loss, atol=1e-6)
     _assert_same_grads_and_eval_logits(stock, sparse, ids, labels, atol=1e-6)
     # Trainer divides this mean loss for gradient accumulation itself (it would not for stock BERT's signature)
