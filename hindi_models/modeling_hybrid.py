@@ -3,8 +3,8 @@
 Generation goes through the decoder, understanding (fill-mask, classification, tagging) through the encoder.
 Every Auto class below is the same backbone with only the parts it needs, so all of them load from one folder
 with identical parameter names. This file is copied next to the weights as remote code: it imports only
-`transformers`, `torch` and its siblings `configuration_hybrid.py` and `losses.py` (the chunked CLM head of the
-pretraining forward).
+`transformers`, `torch` and its siblings `configuration_hybrid.py` and `losses.py` (the chunked CLM and sparse MLM
+heads of the pretraining forward).
 """
 
 from dataclasses import dataclass

@@ -71,15 +71,15 @@ class SparseMaskedLM:
     the vocabulary head scores the labelled positions only (the 15-30% the collator masked), as the hybrid's
     `sparse_prediction` and GPT-BERT's masked rows do, and its decoder and cross-entropy run chunk by chunk
     (`losses.linear_cross_entropy`, with the decoder's bias). The loss is the stock one (mean cross-entropy over
-    labelled positions) and no logits are returned; in eval mode or without labels the stock forward runs unchanged
-    (validation losses, fill-mask, PLL)."""
+    labelled positions; 0, not NaN, for a batch without any) and no logits are returned; in eval mode, without labels
+    or under `no_grad` the stock forward runs unchanged (validation losses, fill-mask, PLL)."""
 
     # The loss is a mean over this batch's masked positions and ignores `num_items_in_batch`, so Trainer must divide
     # it for gradient accumulation itself (stock BERT's `**kwargs` signature would tell Trainer it need not).
     accepts_loss_kwargs = False
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
-        if labels is None or not self.training:
+        if labels is None or not self.training or not torch.is_grad_enabled():
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
         hidden_states = self.base_model(input_ids, attention_mask=attention_mask, **kwargs)[0]
         labelled = labels != -100

@@ -375,6 +375,7 @@ def test_bert_pretraining_forward_scores_masked_positions_only(tmp_path, positio
     preset = load_preset("tiny", model_type="bert", encoder_position_embeddings=positions)
     torch.manual_seed(0)
     stock = build_model(preset, 120)
+    torch.nn.init.normal_(stock.cls.predictions.bias)  # a non-zero decoder bias, so leaving it out would show
     sparse = build_model(preset, 120, for_pretraining=True)
     sparse.load_state_dict(stock.state_dict())
     ids = torch.randint(5, 120, (3, 16))
