@@ -88,8 +88,8 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
                          return_token_losses: bool = False, chunk_rows: int | None = None,
                          bias: torch.Tensor | None = None):
     """Cross-entropy of `hidden @ weight.T (+ bias)` against `targets` (-100 ignored), as `F.cross_entropy` on the
-    full logits would give: the mean over scored positions, their sum divided by `num_items_in_batch` when given (Trainer's
-    gradient-accumulation convention), or `sum(token_weights * CE)` when `token_weights` is given. `hidden` is
+    full logits would give: the mean over scored positions, their sum divided by `num_items_in_batch` when given
+    (Trainer's gradient-accumulation convention), or `sum(token_weights * CE)` when `token_weights` is given. `hidden` is
     [..., d], `targets` (and `token_weights`) its leading shape. With `return_token_losses`, also each position's
     cross-entropy (detached, 0 where ignored), flattened. `chunk_rows` positions are scored at a time (default
     `CHUNK_ROWS`). `bias` is the head's output bias (BERT's MLM decoder has one), or None."""
