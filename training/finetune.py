@@ -5,11 +5,12 @@
     hindi-lm finetune --model runs/bert --tasks pos --quick                    # one epoch on 800 examples
     python -m training.finetune --model runs/hybrid --tasks bbc_topic --seeds 0 --learning-rates 3e-4
 
-The protocol (default): each task's full train split, up to 10 epochs with early stopping on its dev split
-(patience 3; the best epoch's weights are restored), the learning rate picked on dev among 1e-4, 3e-4, 1e-3 with
-the first seed, batch 32, mean ± std over seeds 0 1 2 on the test split. Every task also reports two floors: the
-majority class (most frequent tag per word for POS) and the same architecture randomly initialised and fine-tuned
-with the same protocol (`from_scratch`), so the gain from pretraining is a number (`pretraining_gain`).
+The protocol (default): each task's full train split, up to 10 epochs with early stopping on its dev split's main
+metric (POS accuracy, NER F1, classification macro-F1; patience 3; the best epoch's weights are restored), the
+learning rate picked on dev among 1e-4, 3e-4, 1e-3 with the first seed, batch 32, mean ± std over seeds 0 1 2 on
+the test split. Every task also reports two floors: the majority class (most frequent tag per word for POS) and the
+same architecture randomly initialised and fine-tuned with the same protocol (`from_scratch`), so the gain from
+pretraining is a number (`pretraining_gain`).
 `--quick` is the fast setting of the default `make compare`: one epoch on at most 800 examples, learning rate
 5e-5, batch 16, no dev split, no from-scratch twin.
 
