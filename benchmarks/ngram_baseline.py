@@ -23,11 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.task_encoding import MAIN_METRICS, accuracy_and_macro_f1  # noqa: E402
 from training.tasks import load_task  # noqa: E402
 
+C_VALUES = (0.3, 1.0, 3.0, 10.0, 30.0)
+
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--tasks", nargs="+", default=["bbc_topic", "iitp_sentiment"])
 parser.add_argument("--shared-data", help="the shared data folder (default: $HINDI_MODELS_SHARED_DATA or ../shared/data)")
-parser.add_argument("--c-values", nargs="+", type=float, default=[0.3, 1.0, 3.0, 10.0, 30.0])
+parser.add_argument("--c-values", nargs="+", type=float, default=list(C_VALUES))
 
 
 def ngram_features(train_texts: list[str]):
@@ -37,7 +39,7 @@ def ngram_features(train_texts: list[str]):
     return lambda texts: hstack([words.transform(texts), chars.transform(texts)]).tocsr()
 
 
-def ngram_baseline(task: str, shared_data=None, c_values=(0.3, 1.0, 3.0, 10.0, 30.0)) -> dict:
+def ngram_baseline(task: str, shared_data=None, c_values=C_VALUES) -> dict:
     """The dev-chosen n-gram logistic regression of one classification task: dev score per C, test scores."""
     train, dev, test, labels = load_task(task, shared_data)
     main_metric = MAIN_METRICS["classification"][0]
