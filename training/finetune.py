@@ -51,6 +51,7 @@ from transformers import (
     Trainer,
     TrainingArguments,
 )
+from torch.utils.data import SequentialSampler
 from transformers.trainer_callback import PrinterCallback
 
 from training import options
@@ -77,6 +78,19 @@ QUICK = dict(epochs=1.0, batch_size=16, learning_rates=(5e-5,), max_examples=800
 # --------------------------------------------------------------------------- fine-tuning
 
 
+class InOrderEvaluationTrainer(Trainer):
+    """Trainer whose evaluation keeps the dataset's order while training batches are grouped by length.
+
+    `train_sampling_strategy="group_by_length"` (transformers 5.x) also shuffles the evaluation sampler; the
+    word-level metrics map each prediction row back to its sentence by position, so evaluation must stay in order.
+    """
+
+    def _get_eval_sampler(self, eval_dataset):
+        if eval_dataset is None or self.args.world_size > 1:
+            return super()._get_eval_sampler(eval_dataset)
+        return SequentialSampler(eval_dataset)
+
+
 def finetune(
     model_dir: str | Path,
     task: str,
@@ -100,6 +114,7 @@ def finetune(
     from_scratch: bool = False,
     extra_eval: dict[str, list[dict]] | None = None,
     precision: str = "fp32",
+    length_grouping: bool = True,
 ) -> dict:
     """Fine-tune `model_dir` on one task and evaluate at the end; returns a JSON-serialisable dict.
 
@@ -111,7 +126,10 @@ def finetune(
     sets scored at the end (key `extra`). `output_dir`, when given, receives the fine-tuned model, tokenizer and
     `finetune_results.json`. `evaluate_before` also scores the untouched model on the test split (key `before`).
     `revision` / `trust_remote_code` are `from_pretrained`'s; `device="cpu"` keeps Trainer off a GPU; `precision`
-    is `fp32`, `bf16` or `fp16` (autocast through Trainer).
+    is `fp32`, `bf16` or `fp16` (autocast through Trainer). `length_grouping` draws each training batch from
+    examples of similar length (Trainer's `group_by_length` sampler: a random order, sorted within windows of 50
+    batches), so batches pad to about 1.05× their real tokens instead of 1.7-2.6× (measured on the four tasks);
+    `False` draws uniformly at random.
     """
     kind = task_kind(task)
     train, eval = train[:max_train_examples], eval[:max_eval_examples]
@@ -140,8 +158,9 @@ def finetune(
             greater_is_better=True, save_total_limit=1, save_only_model=True, logging_strategy="no", report_to=[],
             disable_tqdm=True, use_cpu=device == "cpu" or not torch.cuda.is_available(),
             bf16=precision == "bf16", fp16=precision == "fp16",
+            train_sampling_strategy="group_by_length" if length_grouping else "random",
         )
-        trainer = Trainer(
+        trainer = InOrderEvaluationTrainer(
             model=model, args=args, data_collator=collator, train_dataset=encoded["train"][0],
             processing_class=tokenizer, preprocess_logits_for_metrics=argmax_predictions,
             eval_dataset=encoded["dev"][0] if early_stopping else None,
@@ -160,7 +179,7 @@ def finetune(
                   "n_train": len(train), "n_eval": len(eval), "n_dev": len(dev or []), "labels": list(labels),
                   "hyperparameters": dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                           max_length=max_length, patience=patience if early_stopping else None,
-                                          precision=precision)}
+                                          precision=precision, length_grouping=length_grouping)}
         if evaluate_before:
             result["before"] = score("test")
         if early_stopping:
@@ -243,14 +262,16 @@ def finetune_suite(
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
     precision: str = "auto",
+    length_grouping: bool = True,
     **load,
 ) -> dict:
     """The fine-tuning protocol (module docstring) over `tasks`; `quick=True` is the fast setting. Per task: the
     mean ± std over seeds of its main metrics on the test split (`pos` also on PUD, `out_of_domain`), the learning
     rate used, the majority floor and, unless `from_scratch=False` (default: on for the protocol, off for quick),
     the from-scratch twin's scores and `pretraining_gain` (pretrained minus from-scratch means), and the seconds
-    it took. `None` settings take the protocol's or quick's value. Progress goes to stderr, one line per run, so
-    stdout stays the JSON summary. `load` holds `finetune`'s `revision`, `trust_remote_code` and `device`.
+    it took. `None` settings take the protocol's or quick's value; `length_grouping` as in `finetune`. Progress goes
+    to stderr, one line per run, so stdout stays the JSON summary. `load` holds `finetune`'s `revision`,
+    `trust_remote_code` and `device`.
     """
     setting = QUICK if quick else PROTOCOL
     epochs = setting["epochs"] if epochs is None else epochs
@@ -268,7 +289,7 @@ def finetune_suite(
                "settings": dict(epochs=epochs, batch_size=batch_size, learning_rates=list(learning_rates),
                                 patience=None if quick else patience, from_scratch=from_scratch,
                                 max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
-                                precision=precision),
+                                precision=precision, length_grouping=length_grouping),
                "tasks": {}}
     for name in tasks:
         task_started = time.perf_counter()
@@ -276,7 +297,7 @@ def finetune_suite(
         kind = task_kind(name)
         common = dict(train=train, eval=test, labels=labels, dev=None if quick else dev, patience=patience,
                       epochs=epochs, batch_size=batch_size, max_length=max_length, extra_eval=extra,
-                      precision=precision, **load)
+                      precision=precision, length_grouping=length_grouping, **load)
         entry = {"n_train": len(train), "n_dev": 0 if quick else len(dev), "n_eval": len(test), "labels": labels,
                  **runs_with_learning_rate_choice(model_dir, name, seeds, learning_rates, **common),
                  "majority": majority_baseline(kind, train, test)}
@@ -345,6 +366,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-scratch", action=argparse.BooleanOptionalAction, default=None,
                         help="also fine-tune a randomly initialised twin, the floor that shows what pretraining adds "
                              "(default: on; off with --quick)")
+    parser.add_argument("--length-grouping", action=argparse.BooleanOptionalAction, default=True,
+                        help="draw each training batch from examples of similar length, so batches pad little "
+                             "(default: on; --no-length-grouping draws uniformly at random)")
     parser.add_argument("--max-length", type=int, default=DEFAULTS["max_length"],
                         help="tokens per example, capped at the model's positions")
     parser.add_argument("--max-train-examples", type=int,
@@ -384,6 +408,7 @@ def run(args: argparse.Namespace) -> int:
             learning_rates=args.learning_rates, patience=args.patience, from_scratch=args.from_scratch,
             max_length=args.max_length, max_train_examples=args.max_train_examples,
             max_eval_examples=args.max_eval_examples, precision=args.precision,
+            length_grouping=args.length_grouping,
             revision=args.revision, trust_remote_code=args.trust_remote_code, device=args.device,
         )
     text = json.dumps(summary, indent=2, ensure_ascii=False)
