@@ -24,11 +24,12 @@ Tasks (files under the shared data folder, `$HINDI_MODELS_SHARED_DATA` or ../sha
 * `bbc_topic`, `iitp_sentiment`: MIDAS Hindi classification, `text` → `label`; metrics: accuracy and macro-F1.
 
 Word-level tags label the first sub-token of each word (others -100, as in `run_ner.py`), the last one for GPT
-(causal: its first sub-token has not seen the rest of the word); a word cut off by
-`max_length` counts as wrong (POS) or as `O` (NER), so truncation never flatters a score. Batches are padded to
-their longest example. GPT uses the stock `GPT2For{Token,Sequence}Classification` heads (the sequence head reads
-the last non-pad token, `[SEP]`), BERT the stock Bert heads, the hybrid and GPT-BERT their bidirectional heads
-(served by the installed package: no remote code runs).
+(causal: its first sub-token has not seen the rest of the word); a word cut off by `max_length` counts as wrong (POS)
+or as `O` (NER), so truncation never flatters a score. Training batches are drawn from examples of similar length
+(Trainer's `group_by_length` sampler; `--no-length-grouping` for random ones) and every batch is padded to its longest
+example. GPT uses the stock `GPT2For{Token,Sequence}Classification` heads (the sequence head reads the last non-pad
+token, `[SEP]`), BERT the stock Bert heads, the hybrid and GPT-BERT their bidirectional heads (served by the installed
+package: no remote code runs).
 """
 
 from __future__ import annotations
