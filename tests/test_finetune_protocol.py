@@ -159,12 +159,12 @@ def test_suite_chooses_the_learning_rate_on_dev_and_reports_floors_and_gain(save
     code = main(["--model", str(saved_models["bert"]), "--tasks", "pos", "--seeds", "0", "1", "--epochs", "2",
                  "--learning-rates", "1e-4", "3e-3", "--batch-size", "8", "--max-train-examples", "24",
                  "--max-eval-examples", "8", "--precision", "fp32", "--shared-data", str(shared_data),
-                 "--no-length-grouping", "--output", str(output)])
+                 "--length-grouping", "--output", str(output)])
     assert code == 0
     summary = json.loads(output.read_text())
     entry = summary["tasks"]["pos"]
     assert summary["protocol"] == "full" and summary["settings"]["patience"] == 3
-    assert summary["settings"]["length_grouping"] is False
+    assert summary["settings"]["length_grouping"] is True
     assert set(entry["learning_rate_choice"]) == {"0.0001", "0.003"}
     assert entry["learning_rate"] == max((1e-4, 3e-3), key=lambda lr: entry["learning_rate_choice"][f"{lr:g}"])
     assert [run["seed"] for run in entry["per_seed"]] == [0, 1]
