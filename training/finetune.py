@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import SequentialSampler
 from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -52,7 +53,6 @@ from transformers import (
     Trainer,
     TrainingArguments,
 )
-from torch.utils.data import SequentialSampler
 from transformers.trainer_callback import PrinterCallback
 
 from training import options
@@ -82,7 +82,7 @@ QUICK = dict(epochs=1.0, batch_size=16, learning_rates=(5e-5,), max_examples=800
 class InOrderEvaluationTrainer(Trainer):
     """Trainer whose evaluation keeps the dataset's order while training batches are grouped by length.
 
-    `train_sampling_strategy="group_by_length"` (transformers 5.x) also shuffles the evaluation sampler; the
+    `train_sampling_strategy="group_by_length"` (transformers 5.25) also shuffles the evaluation sampler; the
     word-level metrics map each prediction row back to its sentence by position, so evaluation must stay in order.
     """
 
