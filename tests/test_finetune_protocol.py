@@ -93,7 +93,7 @@ def test_classification_stops_and_keeps_the_epoch_on_macro_f1_not_accuracy(saved
     assert result["epochs_trained"] == 4 and result["best_epoch"] == 2
 
 
-def test_length_grouped_training_pads_less_and_evaluation_keeps_its_order(saved_models, tokenizer):
+def test_length_grouped_training_pads_less_and_evaluation_keeps_its_order(saved_models, tokenizer, tmp_path):
     from datasets import Dataset
     from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification, TrainingArguments
 
@@ -106,7 +106,7 @@ def test_length_grouped_training_pads_less_and_evaluation_keeps_its_order(saved_
     model = load_with_new_head(AutoModelForTokenClassification, saved_models["bert"], num_labels=2)
     padded = {}
     for strategy in ("random", "group_by_length"):
-        args = TrainingArguments(output_dir="unused", per_device_train_batch_size=16, per_device_eval_batch_size=16,
+        args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=16, per_device_eval_batch_size=16,
                                  train_sampling_strategy=strategy, report_to=[], use_cpu=True, seed=0)
         trainer = InOrderEvaluationTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                            data_collator=DataCollatorForTokenClassification(tokenizer))
