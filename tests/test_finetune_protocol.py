@@ -93,7 +93,8 @@ def test_classification_stops_and_keeps_the_epoch_on_macro_f1_not_accuracy(saved
     assert result["epochs_trained"] == 4 and result["best_epoch"] == 2
 
 
-def test_length_grouped_training_pads_less_and_evaluation_keeps_its_order(saved_models, tokenizer, tmp_path):
+def test_length_grouped_training_pads_less_and_evaluation_keeps_its_order(saved_models, tokenizer,
+                                                                          tmp_path):
     from datasets import Dataset
     from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification, TrainingArguments
 
