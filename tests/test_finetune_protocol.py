@@ -107,8 +107,9 @@ def test_length_grouped_training_pads_less_and_evaluation_keeps_its_order(saved_
     model = load_with_new_head(AutoModelForTokenClassification, saved_models["bert"], num_labels=2)
     padded = {}
     for strategy in ("random", "group_by_length"):
-        args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=16, per_device_eval_batch_size=16,
-                                 train_sampling_strategy=strategy, report_to=[], use_cpu=True, seed=0)
+        args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=16,
+                                 per_device_eval_batch_size=16, train_sampling_strategy=strategy, report_to=[],
+                                 use_cpu=True, seed=0)
         trainer = InOrderEvaluationTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                            data_collator=DataCollatorForTokenClassification(tokenizer))
         batches = list(trainer.get_train_dataloader())
