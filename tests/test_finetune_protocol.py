@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from training.finetune import finetune, main
 from training.task_encoding import accuracy_and_macro_f1, entity_f1, majority_baseline, tag_accuracy
-from training.report import finetune_protocol_table
+from training.report import finetune_protocol_table, ranking_tasks
 from training.tasks import load_conllu_upos, load_out_of_domain_tests, load_task, split_off_dev
 
 
@@ -183,6 +183,23 @@ def test_suite_chooses_the_learning_rate_on_dev_and_reports_floors_and_gain(save
     gain = 100 * entry["pretraining_gain"]["accuracy"]
     assert f"(gain {gain:+.1f}), lr {entry['learning_rate']:g}" in table
     assert f"| majority floor | {100 * entry['majority']['accuracy']:.1f} |" in table
+
+
+def test_a_task_ranks_pretraining_only_when_the_gain_exceeds_the_larger_std():
+    def side(mean, std):
+        return {"mean": mean, "std": std}
+
+    tasks = {
+        "pos": {"accuracy": side(0.92, 0.001), "from_scratch": {"accuracy": side(0.87, 0.002)}},  # +5.0 vs 0.2
+        "ner": {"f1": side(0.64, 0.008), "from_scratch": {"f1": side(0.63, 0.013)}},  # +1.0 vs 1.3: within noise
+        "bbc_topic": {"macro_f1": side(0.50, 0.0)},  # no twin: not compared
+        "iitp_sentiment": {"macro_f1": side(0.55, 0.02), "from_scratch": {"macro_f1": side(0.40, 0.11)}},
+    }
+    assert ranking_tasks(tasks) == ["pos", "iitp_sentiment"]
+    table = finetune_protocol_table({"models": {"gpt": {"finetune": tasks}}})
+    assert "| 2 of 3: POS acc, IITP macro-F1 |" in table
+    tasks["iitp_sentiment"]["from_scratch"]["macro_f1"]["std"] = 0.16  # now the twin's spread covers the gain
+    assert ranking_tasks(tasks) == ["pos"]
 
 
 @pytest.mark.parametrize("argv,message", [

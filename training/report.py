@@ -121,15 +121,28 @@ def _protocol_score(entry: dict, metric: str, test: str | None) -> dict | None:
     return (entry.get("out_of_domain", {}).get(test, {}) if test else entry).get(metric)
 
 
+def ranking_tasks(tasks: dict) -> list[str]:
+    """The tasks (in-domain main metrics) on which pretraining ranks: the pretrained model's mean is above its
+    from-scratch twin's by more than the larger of the two stds over seeds (with one seed, by more than 0)."""
+    ranked = []
+    for task, metric, _ in FINETUNE_COLUMNS:
+        pretrained = tasks.get(task, {}).get(metric)
+        scratch = tasks.get(task, {}).get("from_scratch", {}).get(metric)
+        if pretrained and scratch and pretrained["mean"] - scratch["mean"] > max(pretrained["std"], scratch["std"]):
+            ranked.append(task)
+    return ranked
+
+
 def finetune_protocol_table(results: dict) -> str | None:
     """Per model and task: pretrained and from-scratch scores (mean ± std over seeds, %), the pretraining gain in
-    points and the learning rate (or the probe's C) used, then the majority floor; None when no model has a
-    from-scratch twin."""
+    points and the learning rate (or the probe's C) used; the tasks where the gain exceeds the seeds' spread
+    (`ranking_tasks`) and the fine-tuning time; then the majority floor. None when no model has a from-scratch twin."""
     models = {name: model["finetune"] for name, model in results["models"].items() if model.get("finetune")}
     if not any("from_scratch" in entry for tasks in models.values() for entry in tasks.values()):
         return None
-    rows = ["| model | " + " | ".join(title for *_, title in PROTOCOL_COLUMNS) + " | fine-tuning time (s) |",
-            "|---|" + "---|" * (len(PROTOCOL_COLUMNS) + 1)]
+    rows = ["| model | " + " | ".join(title for *_, title in PROTOCOL_COLUMNS)
+            + " | gain > larger std | fine-tuning time (s) |",
+            "|---|" + "---|" * (len(PROTOCOL_COLUMNS) + 2)]
 
     def cell(score):
         return "–" if not score else f"{100 * score['mean']:.1f} ± {100 * score['std']:.1f}"
@@ -146,15 +159,18 @@ def finetune_protocol_table(results: dict) -> str | None:
             gain = f" (gain {100 * (pretrained['mean'] - scratch['mean']):+.1f})" if pretrained and scratch else ""
             choice = f"C {entry['C']:g}" if "C" in entry else f"lr {entry.get('learning_rate', 0):g}"
             cells.append(f"{cell(pretrained)} / {cell(scratch)}{gain}, {choice}")
+        compared = [title for task, _, title in FINETUNE_COLUMNS if "from_scratch" in tasks.get(task, {})]
+        ranked = [title for task, _, title in FINETUNE_COLUMNS if task in ranking_tasks(tasks)]
+        ranks = f"{len(ranked)} of {len(compared)}" + (f": {', '.join(ranked)}" if ranked else "")
         seconds = sum(entry.get("seconds", 0) for entry in tasks.values())
-        rows.append(f"| **{name}** | " + " | ".join(cells) + f" | {seconds:,.0f} |")
+        rows.append(f"| **{name}** | " + " | ".join(cells) + f" | {ranks} | {seconds:,.0f} |")
     first = next(iter(models.values()))
     majority = []
     for task, metric, test, _ in PROTOCOL_COLUMNS:
         entry = first.get(task, {})
         floor = entry.get("majority_out_of_domain", {}).get(test) if test else entry.get("majority")
         majority.append(f"{100 * floor[metric]:.1f}" if floor else "–")
-    rows.append("| majority floor | " + " | ".join(majority) + " | – |")
+    rows.append("| majority floor | " + " | ".join(majority) + " | – | – |")
     return "\n".join(rows)
 
 
@@ -212,8 +228,9 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
             lines += ["## Fine-tuning against its floors", "",
                       "Each cell: pretrained / the same architecture randomly initialised and trained the same "
                       f"way (mean ± std over seeds, %), the gain from pretraining in points, {chosen} "
-                      "chosen on dev; the last row is the majority class (POS: each word's most frequent training "
-                      "tag).", "", protocol_table, ""]
+                      "chosen on dev; \"gain > larger std\" counts the tasks where pretraining ranks, its gain "
+                      "above the larger of the two stds (with one seed, above 0); the last row is the majority class "
+                      "(POS: each word's most frequent training tag).", "", protocol_table, ""]
     for title, name in (("Loss curves", "loss_curves"), ("Minimal pairs per phenomenon", "minimal_pairs")):
         if name in figures:
             lines += [f"## {title}", "", f"![{title}]({figures[name]})", ""]
