@@ -87,6 +87,9 @@ class HybridGPTBERTPreTrainedModel(PreTrainedModel):
         # and refuses a name it cannot find. Only the stacks' layers: the parent collected BertEmbeddings too, which
         # holds the shared token embedding, and that must stay in the root unit with the decoder and both heads.
         self._no_split_modules = set(self._layer_classes)
+        # The shared matrix's other names are not saved; Trainer's checkpoint restores (best model, --resume) load
+        # with strict=False and re-tie instead of warning only when the missing keys are exactly these.
+        self._keys_to_ignore_on_save = list(self._tied_weights_keys)
 
     def _init_weights(self, module):
         std = self.config.initializer_range

@@ -172,6 +172,30 @@ def test_tied_heads_flag_ties_both_heads_to_the_embedding(tmp_path):
     assert reloaded.clm_head.weight is reloaded.embed_tokens.weight
 
 
+@pytest.mark.parametrize("tie_lm_heads", [False, True])
+def test_trainer_restores_every_hybrid_class_without_a_missing_key_warning(tmp_path, tie_lm_heads):
+    """Trainer (best-model and resume restores) loads a checkpoint with strict=False and warns about missing keys
+    unless they are exactly `_keys_to_ignore_on_save`, then re-ties: the shared embedding's other names must be."""
+    from safetensors.torch import load_file
+
+    from hindi_models import HybridGPTBERTForSequenceClassification, HybridGPTBERTForTokenClassification
+
+    config = HybridGPTBERTConfig(**{**TINY, "tie_lm_heads": tie_lm_heads, "num_labels": 3})
+    for model_class in (HybridGPTBERTModel, HybridGPTBERTForCausalLM, HybridGPTBERTForMaskedLM,
+                        HybridGPTBERTForSequenceClassification, HybridGPTBERTForTokenClassification):
+        torch.manual_seed(0)
+        model = model_class(config)
+        model.save_pretrained(tmp_path / model_class.__name__)
+        saved = load_file(str(tmp_path / model_class.__name__ / "model.safetensors"))
+        torch.manual_seed(1)
+        fresh = model_class(config)
+        result = fresh.load_state_dict(saved, strict=False)
+        assert result.missing_keys and set(result.missing_keys) == set(fresh._keys_to_ignore_on_save), model_class
+        assert not result.unexpected_keys
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(fresh.state_dict()[name], tensor), (model_class, name)
+
+
 def test_head_classes_load_branches_of_a_full_checkpoint(tmp_path):
     model = _tiny_hybrid()
     model.save_pretrained(tmp_path)
