@@ -1,7 +1,7 @@
 """The fine-tuning protocol's table for models fine-tuned one task at a time by `benchmarks/finetune_protocol.sh`.
 
-    python benchmarks/finetune_table.py --results benchmarks/results/finetune_protocol_1h_grouped \
-        benchmarks/results/finetune_protocol_1h_twins --models gpt bert gpt_bert hybrid
+    python benchmarks/finetune_table.py --results benchmarks/results/finetune_protocol_1h_twins \
+        benchmarks/results/finetune_protocol_1h_grouped --models gpt bert hybrid gpt_bert
 
 Reads `<dir>/<model>.<task>.json` (each the JSON of one `hindi-lm finetune --tasks <task>` run; the first folder
 that has the file wins) and prints, in Markdown, the table `hindi-lm compare`'s report shows

@@ -160,7 +160,8 @@ def finetune_protocol_table(results: dict) -> str | None:
             choice = f"C {entry['C']:g}" if "C" in entry else f"lr {entry.get('learning_rate', 0):g}"
             cells.append(f"{cell(pretrained)} / {cell(scratch)}{gain}, {choice}")
         compared = [title for task, _, title in FINETUNE_COLUMNS if "from_scratch" in tasks.get(task, {})]
-        ranked = [title for task, _, title in FINETUNE_COLUMNS if task in ranking_tasks(tasks)]
+        ranking = ranking_tasks(tasks)
+        ranked = [title for task, _, title in FINETUNE_COLUMNS if task in ranking]
         ranks = f"{len(ranked)} of {len(compared)}" + (f": {', '.join(ranked)}" if ranked else "")
         seconds = sum(entry.get("seconds", 0) for entry in tasks.values())
         rows.append(f"| **{name}** | " + " | ".join(cells) + f" | {ranks} | {seconds:,.0f} |")
