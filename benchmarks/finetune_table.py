@@ -31,8 +31,8 @@ def main(argv=None) -> int:
     models, sources = {}, []
     for model in args.models:
         for task in args.tasks:
-            path = next((d / f"{model}.{task}.json" for d in args.results if (d / f"{model}.{task}.json").is_file()),
-                        None)
+            name = f"{model}.{task}.json"
+            path = next((d / name for d in args.results if (d / name).is_file()), None)
             if path is None:
                 continue
             run = json.loads(path.read_text(encoding="utf-8"))

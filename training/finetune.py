@@ -82,7 +82,7 @@ QUICK = dict(epochs=1.0, batch_size=16, learning_rates=(5e-5,), max_examples=800
 class InOrderEvaluationTrainer(Trainer):
     """Trainer whose evaluation keeps the dataset's order while training batches are grouped by length.
 
-    `train_sampling_strategy="group_by_length"` (transformers 5.25) also shuffles the evaluation sampler; the
+    `train_sampling_strategy="group_by_length"` (transformers 5.2 and later) also shuffles the evaluation sampler; the
     word-level metrics map each prediction row back to its sentence by position, so evaluation must stay in order.
     """
 

@@ -159,9 +159,9 @@ def finetune_protocol_table(results: dict) -> str | None:
             gain = f" (gain {100 * (pretrained['mean'] - scratch['mean']):+.1f})" if pretrained and scratch else ""
             choice = f"C {entry['C']:g}" if "C" in entry else f"lr {entry.get('learning_rate', 0):g}"
             cells.append(f"{cell(pretrained)} / {cell(scratch)}{gain}, {choice}")
-        compared = [title for task, _, title in FINETUNE_COLUMNS if "from_scratch" in tasks.get(task, {})]
-        ranking = ranking_tasks(tasks)
-        ranked = [title for task, _, title in FINETUNE_COLUMNS if task in ranking]
+        titles = {task: title for task, _, title in FINETUNE_COLUMNS}
+        compared = [task for task in titles if "from_scratch" in tasks.get(task, {})]
+        ranked = [titles[task] for task in ranking_tasks(tasks)]
         ranks = f"{len(ranked)} of {len(compared)}" + (f": {', '.join(ranked)}" if ranked else "")
         seconds = sum(entry.get("seconds", 0) for entry in tasks.values())
         rows.append(f"| **{name}** | " + " | ".join(cells) + f" | {ranks} | {seconds:,.0f} |")
