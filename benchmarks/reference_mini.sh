@@ -7,14 +7,17 @@
 # the report, results, figures and cards are copied to model_cards/reference_mini/.
 # WORDS and MODELS change the budget and the architectures, e.g. the one-hour GPT row (README "Reference run"):
 #   WORDS=7e6 MODELS=gpt OUT=runs/gpt_mini_1h CARDS=benchmarks/results/gpt_mini_1h benchmarks/reference_mini.sh
+# WORDS may give models their own budgets (`compare --word-budget 25e6 hybrid=14.5e6`), e.g. the one-hour reference:
+#   WORDS="25e6 hybrid=14.5e6" OUT=runs/reference_mini_1h CARDS=model_cards/reference_mini_1h \
+#     benchmarks/reference_mini.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HINDI_MODELS_SHARED_DATA="${HINDI_MODELS_SHARED_DATA:-../shared/data}"
 OUT="${OUT:-runs/reference_mini}"
 CARDS="${CARDS:-model_cards/reference_mini}"
-WORDS="${WORDS:-2.5e6}"
+read -r -a WORDS <<< "${WORDS:-2.5e6}"
 read -r -a MODELS <<< "${MODELS:-gpt gpt_bert bert hybrid}"
-args=(--corpus shared --preset mini --word-budget "$WORDS" --max-pairs 0 --max-eval-texts 6000
+args=(--corpus shared --preset mini --word-budget "${WORDS[@]}" --max-pairs 0 --max-eval-texts 6000
       --models "${MODELS[@]}" --finetune-protocol probe --output-dir "$OUT" --cards-dir "$CARDS")
 if [ -f "$OUT/compare_settings.json" ]; then args+=(--resume); fi
 .venv/bin/hindi-lm compare "${args[@]}"

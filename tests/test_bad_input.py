@@ -136,6 +136,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_overwritten(builder, expected,
     (["pretrain", "--model-type", "gpt_bert", "--causal-fraction", "-0.1"],
      "--causal-fraction must be between 0 and 1, got -0.1"),
     (["compare", "--word-budget", "0"], "--word-budget must be positive, got 0"),
+    (["compare", "--word-budget", "1e6", "hybird=5e5"], "--word-budget hybird=5e5: 'hybird' is not an architecture"),
+    (["compare", "--models", "gpt", "--word-budget", "1e6", "bert=5e5"],
+     "--word-budget bert=500000: 'bert' is not among the compared models (gpt)"),
+    (["compare", "--word-budget", "1e6", "2e6"],
+     "--word-budget takes one budget for every model and model=words pairs, got 1e6 2e6"),
+    (["compare", "--word-budget", "lots"], "--word-budget lots: 'lots' is not a number of words"),
+    (["compare", "--word-budget", "gpt=0.5"], "--word-budget gpt=0.5: must be positive"),
+    (["compare", "--word-budget", "gpt=1e6", "gpt=2e6"], "--word-budget gpt=2e6: gpt is given two budgets"),
 ])
 def test_bad_run_settings_are_refused_before_any_work(argv, message, tmp_path, capsys):
     """Refused before the corpus is read or a tokenizer trained: nothing is written to the output folders."""

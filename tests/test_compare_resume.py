@@ -90,5 +90,27 @@ def test_compare_resume_refuses_other_settings_and_a_folder_without_a_run(tmp_pa
     record_settings(tmp_path, True, word_budget=6000, seed=1)  # the same settings resume
     with pytest.raises(ValueError, match=r"compare_settings\.json: word_budget was 6000, now 7000; --resume needs"):
         record_settings(tmp_path, True, word_budget=7000, seed=1)
+    # A run folder from before per-model budgets has no `word_budgets`: one budget for all still resumes it.
+    record_settings(tmp_path, True, word_budget=6000, word_budgets=None, seed=1)
     assert main([*args, "--resume", "--overwrite"]) == 2
     assert "--overwrite and --resume exclude each other" in capsys.readouterr().err
+
+
+def test_per_model_word_budgets_reach_each_model_the_report_and_the_settings(tmp_path, shared_data, capsys):
+    """`--word-budget 6000 bert=3000`: BERT trains half GPT's steps, results and report say each model's budget,
+    and a resume with another per-model budget is refused."""
+    from training.compare import parse_word_budgets
+
+    assert parse_word_budgets(["25e6", "hybrid=14.5e6"]) == (25_000_000, {"hybrid": 14_500_000})
+    run = tmp_path / "run"
+    args = _compare_args(tmp_path, run, shared_data)
+    budget = args.index("--word-budget") + 1
+    assert main([*args[:budget + 1], "bert=3000", *args[budget + 1:]]) == 0
+
+    results = json.loads((run / "results.json").read_text())
+    assert results["run"]["word_budgets"] == {"gpt": 6000, "bert": 3000}
+    gpt, bert = results["models"]["gpt"]["steps"], results["models"]["bert"]["steps"]
+    assert bert > 5 and gpt in (2 * bert - 1, 2 * bert)  # ceil(2x) against 2·ceil(x), same blocks per step
+    assert "word budgets set per model (gpt 6,000, bert 3,000 words)" in (run / "report.md").read_text()
+    assert main([*args[:budget + 1], "bert=4000", *args[budget + 1:], "--resume"]) == 2
+    assert "word_budgets was {'bert': 3000}, now {'bert': 4000}" in capsys.readouterr().err

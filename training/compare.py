@@ -1,7 +1,8 @@
-"""The main job: one tokenizer, every architecture pretrained on the same data and word budget, evaluated, reported.
+"""The main job: one tokenizer, every architecture pretrained on the same data, evaluated, reported.
 
     hindi-lm compare                                   # bundled sample, tiny preset, minutes on 2 CPU cores
     hindi-lm compare --corpus shared --preset small --word-budget 5e6 --output-dir runs/small
+    hindi-lm compare --corpus shared --preset mini --word-budget 25e6 hybrid=14.5e6   # the hybrid's own budget
 
 Writes `<run-dir>/`: `tokenizer/`, one Hub-ready model folder per architecture (`gpt/`, `bert/`, `hybrid/`,
 `gpt_bert/`), `checkpoints/` (Trainer state and logs; `<model>/compare_metrics.json` once a model is trained,
@@ -80,6 +81,7 @@ def compare(
     corpus=None,
     word_budget: int = DEFAULT_WORD_BUDGET,
     model_types=None,
+    word_budgets: dict[str, int] | None = None,
     seed: int = 42,
     shared_data: str | None = None,
     max_eval_texts: int = 200,
@@ -93,7 +95,8 @@ def compare(
     encoder_position_embeddings: str | None = None,
     **pretrain_kwargs,
 ) -> dict:
-    """Train one tokenizer, pretrain each architecture on the same words, evaluate all, write the report.
+    """Train one tokenizer, pretrain each architecture on the same words (or each on its own budget from
+    `word_budgets`), evaluate all, write the report.
 
     Fine-tuning (POS, NER, two classification sets from the shared data): `finetune_protocol="quick"` uses at most
     `finetune_examples` examples per task and one epoch per seed, `"full"` the protocol of `training.finetune` (full
@@ -101,11 +104,12 @@ def compare(
     (`training.probe`, full splits, the same floors); `finetune_examples=0` skips it. Each model folder's card
     is re-rendered with the measured results at the end, and also written to `cards_dir/<model>.md` when given.
     `resume=True` continues a stopped run with the same settings: models already finished are kept, the one in
-    progress continues from its newest checkpoint.
+    progress continues from its newest checkpoint. `word_budgets` ({model: words}) overrides `word_budget` for the
+    models it names, e.g. to give each model the same training time rather than the same words.
     """
     started = time.time()
-    if word_budget <= 0:
-        raise ValueError(f"--word-budget must be positive, got {word_budget}")
+    model_types = list(model_types or architecture_names())
+    budgets = model_word_budgets(model_types, word_budget, word_budgets)
     if overwrite and resume:
         raise ValueError("--overwrite and --resume exclude each other")
     if finetune_protocol not in FINETUNE_PROTOCOLS:
@@ -115,11 +119,10 @@ def compare(
     check_output_dir(run_dir, overwrite, resume=resume)
     preset_obj = preset if isinstance(preset, Preset) else load_preset(preset)
     preset_obj = preset_obj.with_overrides(encoder_position_embeddings=encoder_position_embeddings)
-    model_types = list(model_types or architecture_names())
     record_settings(run_dir, resume, preset=preset_obj.to_dict(), corpus=describe_corpus(corpus),
-                    word_budget=word_budget, models=model_types, seed=seed, max_eval_texts=max_eval_texts,
-                    max_pairs=max_pairs, finetune_examples=finetune_examples, finetune_seeds=list(finetune_seeds),
-                    finetune_protocol=finetune_protocol, pretrain=pretrain_kwargs)
+                    word_budget=word_budget, word_budgets=word_budgets or None, models=model_types, seed=seed,
+                    max_eval_texts=max_eval_texts, max_pairs=max_pairs, finetune_examples=finetune_examples,
+                    finetune_seeds=list(finetune_seeds), finetune_protocol=finetune_protocol, pretrain=pretrain_kwargs)
     splits = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)
     if resume and (run_dir / "tokenizer" / "fertility.json").is_file():  # written last: the folder is complete
         tokenizer = load_tokenizer(run_dir / "tokenizer")
@@ -136,8 +139,8 @@ def compare(
 
     models, logs = {}, {}
     for model_type in model_types:
-        models[model_type] = train_and_evaluate(model_type, run_dir, preset_obj, corpus, word_budget, seed, texts,
-                                                pairs, finetuning, pretrain_kwargs, resume)
+        models[model_type] = train_and_evaluate(model_type, run_dir, preset_obj, corpus, budgets[model_type], seed,
+                                                texts, pairs, finetuning, pretrain_kwargs, resume)
         logs[model_type] = read_log(run_dir / "checkpoints" / model_type / "log.jsonl")
 
     results = {
@@ -147,6 +150,7 @@ def compare(
             "corpus": describe_corpus(corpus),
             "datasets": corpus_datasets(corpus),
             "word_budget": word_budget,
+            **({"word_budgets": budgets} if word_budgets else {}),
             "seed": seed,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"
@@ -170,6 +174,48 @@ def compare(
     write_model_cards(results, run_dir, cards_dir)
     print(f"\nReport: {report}\nResults: {run_dir / 'results.json'} ({results['run']['wall_seconds']:.0f} s)")
     return results
+
+
+def model_word_budgets(model_types: list[str], word_budget: int, word_budgets: dict[str, int] | None) -> dict[str, int]:
+    """Each compared model's word budget: `word_budgets[model]` where given, else `word_budget`; refuses a budget
+    that is not positive or names a model that is not compared."""
+    word_budgets = word_budgets or {}
+    if word_budget <= 0:
+        raise ValueError(f"--word-budget must be positive, got {word_budget}")
+    for name, words in word_budgets.items():
+        if name not in model_types:
+            raise ValueError(f"--word-budget {name}={words}: {name!r} is not among the compared models "
+                             f"({', '.join(model_types)})")
+        if words <= 0:
+            raise ValueError(f"--word-budget {name}={words}: must be positive")
+    return {name: int(word_budgets.get(name, word_budget)) for name in model_types}
+
+
+def parse_word_budgets(values: list[str]) -> tuple[int, dict[str, int]]:
+    """`--word-budget 25e6 hybrid=14.5e6` → (25_000_000, {"hybrid": 14_500_000}): at most one budget for every
+    model, then `model=words` for the models that train on another number of words."""
+    default, per_model = DEFAULT_WORD_BUDGET, {}
+    if sum("=" not in value for value in values) > 1:
+        raise ValueError(f"--word-budget takes one budget for every model and model=words pairs, got "
+                         f"{' '.join(values)}")
+    for value in values:
+        name, _, number = value.rpartition("=")
+        try:
+            words = int(float(number))
+        except (ValueError, OverflowError):  # "lots", "nan", "inf"
+            raise ValueError(f"--word-budget {value}: {number!r} is not a number of words") from None
+        if "=" not in value:
+            default = words
+            continue
+        if name not in architecture_names():
+            raise ValueError(f"--word-budget {value}: {name!r} is not an architecture "
+                             f"({', '.join(architecture_names())})")
+        if name in per_model:
+            raise ValueError(f"--word-budget {value}: {name} is given two budgets")
+        if words <= 0:
+            raise ValueError(f"--word-budget {value}: must be positive")
+        per_model[name] = words
+    return default, per_model
 
 
 def record_settings(run_dir: Path, resume: bool, **settings) -> None:
@@ -252,8 +298,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run folder: tokenizer, one folder per model, results.json, report.md")
     options.add_preset_argument(parser)
     options.add_corpus_argument(parser)
-    parser.add_argument("--word-budget", type=float, default=DEFAULT_WORD_BUDGET,
-                        help="words each model trains on (the corpus repeats if shorter)")
+    parser.add_argument("--word-budget", nargs="+", default=[str(DEFAULT_WORD_BUDGET)], metavar="WORDS|MODEL=WORDS",
+                        help="words each model trains on (the corpus repeats if shorter); MODEL=WORDS sets one "
+                             "model's own budget, e.g. `25e6 hybrid=14.5e6` for about equal training time")
     parser.add_argument("--models", nargs="+", choices=architecture_names(), default=list(architecture_names()),
                         help="architectures to compare")
     options.add_seed_argument(parser)
@@ -284,8 +331,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `hindi-lm compare` from parsed arguments."""
+    word_budget, word_budgets = parse_word_budgets(args.word_budget)
     compare(run_dir=args.run_dir, preset=args.preset, corpus=options.single(args.corpus),
-            word_budget=int(args.word_budget),
+            word_budget=word_budget, word_budgets=word_budgets,
             model_types=args.models, seed=args.seed, shared_data=args.shared_data,
             max_eval_texts=args.max_eval_texts, max_pairs=args.max_pairs or None, overwrite=args.overwrite,
             resume=args.resume,

@@ -198,6 +198,15 @@ def comparison_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def word_budget_phrase(run: dict) -> str:
+    """How many words each model of a compare run trained on: one budget for all, or each model's own."""
+    budgets = run.get("word_budgets")
+    if not budgets:
+        return f"same data and word budget ({run['word_budget']:,} words) for every model"
+    per_model = ", ".join(f"{name} {words:,}" for name, words in budgets.items())
+    return f"same data, word budgets set per model ({per_model} words)"
+
+
 def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) -> Path:
     """`report.md` in the run folder: settings, the comparison table, figures, per-phenomenon scores, samples."""
     run = results["run"]
@@ -207,7 +216,7 @@ def write_report(results: dict, run_dir: str | Path, figures: dict[str, str]) ->
         f"Run of {run['date']} on {run['machine']} (torch {run['versions']['torch']}, transformers "
         f"{run['versions']['transformers']}); same tokenizer (vocab {results['tokenizer']['vocab_size']:,}, "
         f"{_fmt(results['tokenizer'].get('fertility', {}).get('chars_per_token'), '.2f')} chars/token on the "
-        f"validation split), same data and word budget ({run['word_budget']:,} words) for every model; seed {run['seed']}; "
+        f"validation split), {word_budget_phrase(run)}; seed {run['seed']}; "
         f"encoder positions (bert, hybrid encoder): {run.get('encoder_position_embeddings', 'absolute')}.",
         "",
         comparison_table(results),
