@@ -159,3 +159,37 @@ def test_collators_take_tokenize_and_pack_output(tok):
 def test_masked_lm_collator_rejects_numpy(tok):
     with pytest.raises(ValueError, match="return_tensors='pt' only"):
         MaskedLMCollator(tok, return_tensors="np")
+
+
+def test_validation_masks_do_not_depend_on_the_training_epoch(tok):
+    """`validation_losses` and Trainer's evaluations inside training score on `VALIDATION_EPOCH`'s masks, whatever
+    epoch training is in, and give the training epoch back afterwards."""
+    from types import SimpleNamespace
+
+    from hindi_models.factory import ModelFactory
+    from hindi_models.presets import load_preset
+    from training.callbacks import VALIDATION_EPOCH, MaskingEpochCallback
+    from training.pretrain import validation_losses
+
+    blocks = [{"input_ids": b} for b in packed_blocks(tok, n=8, length=64)]
+    collator = make_collator("bert", tok, seed=0)
+    first = collator(blocks)["labels"]
+    collator.epoch = 3
+    assert not torch.equal(collator(blocks)["labels"], first)  # other epochs draw other masks
+    torch.manual_seed(0)
+    model = ModelFactory(load_preset("tiny", model_type="bert", max_length=64)).create_model(
+        tokenizer=tok, verbose=False, for_pretraining=True)
+    at_epoch_3 = validation_losses(model, blocks, collator, batch_size=4)
+    assert collator.epoch == 3
+    collator.epoch = VALIDATION_EPOCH
+    assert validation_losses(model, blocks, collator, batch_size=4) == at_epoch_3
+
+    callback, collator.epoch = MaskingEpochCallback(collator), 2
+    callback.on_step_end(None, None, SimpleNamespace(should_evaluate=False))
+    assert collator.epoch == 2
+    callback.on_step_end(None, None, SimpleNamespace(should_evaluate=True))  # Trainer evaluates after this step
+    assert collator.epoch == VALIDATION_EPOCH
+    callback.on_evaluate(None, None, None)
+    assert collator.epoch == 2
+    callback.on_evaluate(None, None, None)  # an evaluation outside training leaves the epoch alone
+    assert collator.epoch == 2

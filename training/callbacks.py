@@ -103,17 +103,31 @@ def truncate_log(path: Path, last_step: int) -> None:
         path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
+VALIDATION_EPOCH = 0  # the masks every validation is scored on: those of a first epoch, as in runs under one epoch
+
+
 class MaskingEpochCallback(TrainerCallback):
     """Tells a seeded masking collator the epoch, so each epoch draws new masks (dynamic masking) that a resumed
-    run reproduces exactly."""
+    run reproduces exactly; Trainer's evaluations in between always get `VALIDATION_EPOCH`'s masks, so validation
+    losses stay comparable across epochs and between models that end in different epochs."""
 
     def __init__(self, collator):
         self.collator = collator
+        self.training_epoch = None  # the epoch to restore after an evaluation inside training
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         # At a fresh epoch start `state.epoch` is (about) an integer; when resuming mid-epoch, its fraction.
         epoch = state.epoch or 0.0
         self.collator.epoch = round(epoch) if abs(epoch - round(epoch)) < 1e-3 else math.floor(epoch)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # Trainer's flow callback, which runs before this one, has just decided whether to evaluate after this step.
+        if control.should_evaluate and self.training_epoch is None:
+            self.training_epoch, self.collator.epoch = self.collator.epoch, VALIDATION_EPOCH
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        if self.training_epoch is not None:
+            self.collator.epoch, self.training_epoch = self.training_epoch, None
 
 
 def full_state_dict(model) -> dict | None:

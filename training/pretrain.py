@@ -36,6 +36,7 @@ from hindi_models.presets import Preset, TrainingHyperparameters, load_preset, s
 from hindi_models.tokenizer import load_tokenizer, train_tokenizer
 from training import options
 from training.callbacks import (
+    VALIDATION_EPOCH,
     CheckpointCompleteCallback,
     JsonLogCallback,
     MaskingEpochCallback,
@@ -311,6 +312,10 @@ def validation_losses(model, dataset, collator, batch_size: int = 16, seed: int 
     was_training, rng = model.training, torch.random.get_rng_state()
     model.eval()
     torch.manual_seed(seed)
+    # Seeded collators draw masks from (seed, epoch, tokens): score every model on the same epoch's masks.
+    training_epoch = getattr(collator, "epoch", None)
+    if training_epoch is not None:
+        collator.epoch = VALIDATION_EPOCH
     device = next(model.parameters()).device
     kind = architecture_of(model.config)[0].collator
     # GPT-BERT trains on one objective per example; here every block is scored with both, as the hybrid's are.
@@ -339,6 +344,8 @@ def validation_losses(model, dataset, collator, batch_size: int = 16, seed: int 
             total[1] += n
     torch.random.set_rng_state(rng)
     model.train(was_training)
+    if training_epoch is not None:
+        collator.epoch = training_epoch
     return {name: loss_sum / n for name, (loss_sum, n) in totals.items() if n}
 
 
