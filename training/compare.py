@@ -120,9 +120,10 @@ def compare(
     preset_obj = preset if isinstance(preset, Preset) else load_preset(preset)
     preset_obj = preset_obj.with_overrides(encoder_position_embeddings=encoder_position_embeddings)
     record_settings(run_dir, resume, preset=preset_obj.to_dict(), corpus=describe_corpus(corpus),
-                    word_budget=word_budget, word_budgets=word_budgets or None, models=model_types, seed=seed,
-                    max_eval_texts=max_eval_texts, max_pairs=max_pairs, finetune_examples=finetune_examples,
-                    finetune_seeds=list(finetune_seeds), finetune_protocol=finetune_protocol, pretrain=pretrain_kwargs)
+                    word_budget=word_budget, word_budgets={m: budgets[m] for m in word_budgets or {}} or None,
+                    models=model_types, seed=seed, max_eval_texts=max_eval_texts, max_pairs=max_pairs,
+                    finetune_examples=finetune_examples, finetune_seeds=list(finetune_seeds),
+                    finetune_protocol=finetune_protocol, pretrain=pretrain_kwargs)
     splits = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)
     if resume and (run_dir / "tokenizer" / "fertility.json").is_file():  # written last: the folder is complete
         tokenizer = load_tokenizer(run_dir / "tokenizer")
@@ -180,20 +181,21 @@ def model_word_budgets(model_types: list[str], word_budget: int, word_budgets: d
     """Each compared model's word budget: `word_budgets[model]` where given, else `word_budget`; refuses a budget
     that is not positive or names a model that is not compared."""
     word_budgets = word_budgets or {}
-    if word_budget <= 0:
-        raise ValueError(f"--word-budget must be positive, got {word_budget}")
+    if int(word_budget) <= 0:
+        raise ValueError(f"--word-budget must be positive, got {word_budget:g}")
     for name, words in word_budgets.items():
         if name not in model_types:
-            raise ValueError(f"--word-budget {name}={words}: {name!r} is not among the compared models "
+            raise ValueError(f"--word-budget {name}={words:g}: {name!r} is not among the compared models "
                              f"({', '.join(model_types)})")
-        if words <= 0:
-            raise ValueError(f"--word-budget {name}={words}: must be positive")
+        if int(words) <= 0:
+            raise ValueError(f"--word-budget {name}={words:g}: must be positive")
     return {name: int(word_budgets.get(name, word_budget)) for name in model_types}
 
 
-def parse_word_budgets(values: list[str]) -> tuple[int, dict[str, int]]:
+def parse_word_budgets(values: list[str]) -> tuple[int, dict[str, float]]:
     """`--word-budget 25e6 hybrid=14.5e6` → (25_000_000, {"hybrid": 14_500_000}): at most one budget for every
-    model, then `model=words` for the models that train on another number of words."""
+    model, then `model=words` for the models that train on another number of words (checked by
+    `model_word_budgets`)."""
     default, per_model = DEFAULT_WORD_BUDGET, {}
     if sum("=" not in value for value in values) > 1:
         raise ValueError(f"--word-budget takes one budget for every model and model=words pairs, got "
@@ -201,20 +203,18 @@ def parse_word_budgets(values: list[str]) -> tuple[int, dict[str, int]]:
     for value in values:
         name, _, number = value.rpartition("=")
         try:
-            words = int(float(number))
+            words = int(float(number)) if "=" not in value else float(number)
         except (ValueError, OverflowError):  # "lots", "nan", "inf"
             raise ValueError(f"--word-budget {value}: {number!r} is not a number of words") from None
         if "=" not in value:
             default = words
-            continue
-        if name not in architecture_names():
+        elif name not in architecture_names():
             raise ValueError(f"--word-budget {value}: {name!r} is not an architecture "
                              f"({', '.join(architecture_names())})")
-        if name in per_model:
+        elif name in per_model:
             raise ValueError(f"--word-budget {value}: {name} is given two budgets")
-        if words <= 0:
-            raise ValueError(f"--word-budget {value}: must be positive")
-        per_model[name] = words
+        else:
+            per_model[name] = words
     return default, per_model
 
 
