@@ -6,7 +6,8 @@ Per preset and architecture, the same batch × sequence length, corpus lines, to
   product        `training.pretrain.pretrain()` (Trainer, the project's collators and defaults), timed by its own
                  `StepTimeCallback`: median wall time between optimizer steps after the warm-up steps, evaluation
                  and saving left out (reported on their own); with `--compile` also `--torch-compile`
-                 (Trainer's `torch_compile`, inductor; compilation falls in the warm-up);
+                 (Trainer's `torch_compile`, inductor; compilation falls in the warm-up), with `--stock-dropout`
+                 also with torch's own dropout masks (`hindi-lm pretrain --stock-dropout`);
   stock_trainer  stock `Trainer` + stock `DataCollatorForLanguageModeling` over the same blocks and the same stock
                  model class (`run_clm.py` / `run_mlm.py` style), `bf16=True` where the CPU has native bf16, else
                  fp32 (what `--precision auto` picks), timed by the same callback;
@@ -96,9 +97,12 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
     tokens_per_step = args.batch_size * preset.max_length
     row = {"precision": precision, "batch": args.batch_size, "seq": preset.max_length}
 
-    for name, settings in (("product", {}), ("product_compiled", {"torch_compile": True})):
-        if name == "product_compiled" and not args.compile:
-            continue
+    variants = {"product": {}}
+    if args.compile:
+        variants["product_compiled"] = {"torch_compile": True}
+    if args.stock_dropout:
+        variants["product_stock_dropout"] = {"stock_dropout": True}
+    for name, settings in variants.items():
         product = pretrain(model_type=model_type, preset=preset, corpus=str(corpus_file), tokenizer_path=tokenizer_dir,
                            output_dir=scratch / f"{model_type}-{name}", max_steps=steps, eval_steps=10 * steps,
                            batch_size=args.batch_size, report_to="none", disable_tqdm=True, seed=0, overwrite=True,
@@ -137,11 +141,10 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
         seed_steps += plain_loop(model, batches, "fp32", args.warmup)
     row["seed_style"] = {"step_seconds": round(seed_steps, 4), "useful_tokens_per_step": statistics.mean(useful),
                          "steady_tokens_per_second": round(statistics.mean(useful) / seed_steps, 1)}
-    for product in ("product", "product_compiled"):
-        if product in row:
-            tps = row[product]["steady_tokens_per_second"]
-            row[f"{product}_over"] = {name: round(tps / row[name]["steady_tokens_per_second"], 3)
-                                      for name in ("stock_trainer", "plain_loop", "seed_style")}
+    for product in variants:
+        tps = row[product]["steady_tokens_per_second"]
+        row[f"{product}_over"] = {name: round(tps / row[name]["steady_tokens_per_second"], 3)
+                                  for name in ("stock_trainer", "plain_loop", "seed_style")}
     return row
 
 
@@ -161,6 +164,7 @@ def speed_parser(description: str, steps: int, steps_help: str) -> argparse.Argu
 def main() -> int:
     parser = speed_parser(__doc__.split("\n")[0], 12, "timed steps after the warm-up")
     parser.add_argument("--compile", action="store_true", help="also time the product with --torch-compile")
+    parser.add_argument("--stock-dropout", action="store_true", help="also time the product with --stock-dropout")
     args = parser.parse_args()
     corpus = load_corpus("shared")
     lines = corpus["train"].select(range(args.lines))["text"]

@@ -30,6 +30,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
 from hindi_models.architectures import Architecture, architecture_names, architecture_of, get_architecture
+from hindi_models.dropout import use_cpu_dropout
 from hindi_models.factory import ModelFactory
 from hindi_models.files import check_output_dir, check_writable, write_json
 from hindi_models.presets import Preset, TrainingHyperparameters, load_preset, split_overrides
@@ -87,6 +88,7 @@ class PretrainSettings:
     checkpoint_max_words: int = 10_000_000
     gradient_checkpointing: bool = False
     torch_compile: bool = False
+    stock_dropout: bool = False  # True: torch's own dropout masks on CPU instead of `hindi_models.dropout`'s
     resume: bool = False
     overwrite: bool = False
     num_proc: int | None = None
@@ -407,6 +409,8 @@ def pretrain(settings: PretrainSettings | None = None, /, **kwargs) -> dict:
     set_seed(settings.seed)
     data = prepare_data(run)
     model = run.factory.create_model(tokenizer=data.tokenizer, verbose=run.state.is_main_process, for_pretraining=True)
+    if not (settings.stock_dropout or settings.torch_compile):  # inductor draws its own fused masks
+        use_cpu_dropout(model)
     trainer = build_trainer(run, data, model)
     result, seconds = train(run, trainer)
     return finish(run, data, trainer, result, seconds)
@@ -448,6 +452,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compile the model with torch.compile (inductor) through Trainer; at mini on 2 CPU cores "
                              "GPT's steps are 1.25x faster after 16-90 s of compiling, the others gain "
                              "little or lose (BENCHMARKS.md)")
+    parser.add_argument("--stock-dropout", action="store_true",
+                        help="draw dropout masks with torch's own kernels on CPU (default: hindi_models.dropout's "
+                             "cheaper masks, same keep probability; at small they make a step about N%% shorter)")
     parser.add_argument("--eval-steps", type=int, help="validate every N steps (default: a tenth of the run)")
     parser.add_argument("--save-steps", type=int, help="checkpoint every N steps (default: --eval-steps)")
     parser.add_argument("--logging-steps", type=int,
@@ -476,7 +483,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, word_budget=int(args.word_budget) if args.word_budget else None, seed=args.seed,
         precision=args.precision, eval_steps=args.eval_steps, save_steps=args.save_steps,
         logging_steps=args.logging_steps, gradient_checkpointing=args.gradient_checkpointing,
-        torch_compile=args.torch_compile,
+        torch_compile=args.torch_compile, stock_dropout=args.stock_dropout,
         checkpoint_every_words=int(args.checkpoint_every_words) if args.checkpoint_every_words else None,
         resume=args.resume, overwrite=args.overwrite, num_proc=args.num_proc, report_to=args.report_to,
         push_to_hub=args.push_to_hub, hub_private=args.hub_private, hub_revision=args.hub_revision,
