@@ -32,7 +32,8 @@ from benchmarks.cpu_profile import group_of, ops_inside  # noqa: E402
 from benchmarks.train_speed import speed_parser  # noqa: E402
 from hindi_models.presets import load_preset  # noqa: E402
 from training.data import load_corpus  # noqa: E402
-from training.pretrain import PretrainSettings, build_trainer, prepare_data, resolve_precision, start_run  # noqa: E402
+from training.pretrain import (  # noqa: E402
+    PretrainSettings, build_trainer, prepare_data, resolve_precision, start_run, training_model)
 
 # Ops whose self time is the optimizer's when they run inside `Optimizer.step` (grouped by the profiler's own
 # record_function range of that name).
@@ -87,7 +88,7 @@ def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratc
     run = start_run(settings)
     set_seed(settings.seed)
     data = prepare_data(run)
-    model = run.factory.create_model(tokenizer=data.tokenizer, verbose=False, for_pretraining=True)
+    model = training_model(run, data, verbose=False)
     trainer = build_trainer(run, data, model)
     probe = ProfileSteps(args.warmup, args.steps)
     trainer.add_callback(probe)

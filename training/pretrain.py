@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 from datasets import Dataset
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import PreTrainedModel, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
 from hindi_models.architectures import Architecture, architecture_names, architecture_of, get_architecture
@@ -254,6 +254,16 @@ def training_arguments(run: Run) -> TrainingArguments:
     )
 
 
+def training_model(run: Run, data: PreparedData, verbose: bool | None = None) -> PreTrainedModel:
+    """A fresh model of the run's architecture with its pretraining forward, and (unless `stock_dropout` or
+    `torch_compile`, whose inductor kernels draw their own fused masks) the cheaper CPU dropout masks."""
+    verbose = run.state.is_main_process if verbose is None else verbose
+    model = run.factory.create_model(tokenizer=data.tokenizer, verbose=verbose, for_pretraining=True)
+    if not (run.settings.stock_dropout or run.settings.torch_compile):
+        use_cpu_dropout(model)
+    return model
+
+
 def build_trainer(run: Run, data: PreparedData, model) -> Trainer:
     """Trainer with the architecture's collator, the run length in steps, and the run's callbacks."""
     s, h = run.settings, run.hparams
@@ -383,7 +393,8 @@ def finish(run: Run, data: PreparedData, trainer: Trainer, result, train_seconds
             model, data.tokenizer, output_dir=run.output_dir, metrics=metrics, state_dict=weights,
             training_config={"model_type": run.arch.name, "hyperparameters": h.as_dict(), "seed": s.seed,
                              "precision": run.precision, "word_budget": s.word_budget, "max_steps": run.planned_steps,
-                             "corpus": str(s.corpus or "bundled sample")},
+                             "corpus": str(s.corpus or "bundled sample"),
+                             "cpu_dropout_masks": not (s.stock_dropout or s.torch_compile)},
             card_info={"training_data": describe_corpus(s.corpus), "training_budget": budget,
                        "hyperparameters": {**h.as_dict(), "seed": s.seed, "precision": run.precision}},
         )
@@ -408,9 +419,7 @@ def pretrain(settings: PretrainSettings | None = None, /, **kwargs) -> dict:
     run = start_run(settings)
     set_seed(settings.seed)
     data = prepare_data(run)
-    model = run.factory.create_model(tokenizer=data.tokenizer, verbose=run.state.is_main_process, for_pretraining=True)
-    if not (settings.stock_dropout or settings.torch_compile):  # inductor draws its own fused masks
-        use_cpu_dropout(model)
+    model = training_model(run, data)
     trainer = build_trainer(run, data, model)
     result, seconds = train(run, trainer)
     return finish(run, data, trainer, result, seconds)
@@ -454,7 +463,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "little or lose (BENCHMARKS.md)")
     parser.add_argument("--stock-dropout", action="store_true",
                         help="draw dropout masks with torch's own kernels on CPU (default: hindi_models.dropout's "
-                             "cheaper masks, same keep probability; at small they make a step about N%% shorter)")
+                             "cheaper masks: same keep probability, other random draws; at small they make a step "
+                             "1.27-1.82x shorter, BENCHMARKS.md)")
     parser.add_argument("--eval-steps", type=int, help="validate every N steps (default: a tenth of the run)")
     parser.add_argument("--save-steps", type=int, help="checkpoint every N steps (default: --eval-steps)")
     parser.add_argument("--logging-steps", type=int,
