@@ -4,8 +4,9 @@
 
 They cannot give the same run as torch's masks (other random draws), so the check is statistical: per architecture
 and seed, one `pretrain()` run with the default masks and one with `--stock-dropout`, the same preset with dropout
-switched on (`mini` keeps 0 by default), the shared corpus, one tokenizer; the gap between the two kinds of masks at
-one seed is set against the gap between two seeds with the same masks. Resumable: finished runs in `--out` stay.
+switched on (`mini` keeps 0 by default), the shared corpus, one tokenizer; the paired difference of the validation
+losses (cpu - stock at each seed) is set against its standard error and the spread over seeds. Resumable: finished
+runs in `--out` stay.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -60,23 +62,26 @@ def main() -> int:
 
 
 def gaps(runs: dict) -> dict:
-    """Per model and validation loss: |cpu - stock| at each seed, and |seed a - seed b| with each kind of masks."""
+    """Per model and validation loss: cpu - stock at each seed (paired), their mean and standard error, and the
+    standard deviation over seeds of each kind of masks."""
     out = {}
     for model_type in sorted({key.split("/")[0] for key in runs}):
         rows = {key.split("/", 1)[1]: row for key, row in runs.items() if key.startswith(model_type + "/")}
         seeds = sorted({key.split("/")[0] for key in rows})
         for loss in sorted({k for row in rows.values() for k in row if k.startswith("validation_")}):
             value = {key: row[loss] for key, row in rows.items() if loss in row}
+            paired = {s: value[f"{s}/cpu"] - value[f"{s}/stock"] for s in seeds
+                      if f"{s}/cpu" in value and f"{s}/stock" in value}
             out[f"{model_type}/{loss}"] = {
-                "masks_at_one_seed": {s: round(abs(value[f"{s}/cpu"] - value[f"{s}/stock"]), 4)
-                                      for s in seeds if f"{s}/cpu" in value and f"{s}/stock" in value},
-                "seeds_with_one_kind": {m: round(abs(value[f"{a}/{m}"] - value[f"{b}/{m}"]), 4)
-                                        for m in ("cpu", "stock") for a, b in itertools.combinations(seeds, 2)
-                                        if f"{a}/{m}" in value and f"{b}/{m}" in value},
+                "cpu_minus_stock": {s: round(d, 4) for s, d in paired.items()},
+                "mean_cpu_minus_stock": round(statistics.mean(paired.values()), 4),
+                "standard_error": round(statistics.stdev(paired.values()) / len(paired) ** 0.5, 4)
+                if len(paired) > 1 else None,
+                "seed_sd": {m: round(statistics.stdev(v for k, v in value.items() if k.endswith("/" + m)), 4)
+                            for m in ("cpu", "stock") if sum(k.endswith("/" + m) for k in value) > 1},
                 "values": {k: round(v, 4) for k, v in sorted(value.items())},
             }
     return out
-
 
 if __name__ == "__main__":
     sys.exit(main())

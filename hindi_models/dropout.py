@@ -9,10 +9,10 @@ backward of a [32, 256, 512] bf16 tensor take 13 ms instead of 30 (BENCHMARKS.md
 
 `use_cpu_dropout(model)` swaps a model's `nn.Dropout` modules for `CPUDropout` (same `p`, nothing saved changes:
 dropout has no weights) and its SDPA attention for `sdpa_cpu_dropout`, which is SDPA itself except while training
-on CPU with attention dropout, where it computes SDPA's unfused math path in PyTorch ops with these masks. Off CPU both fall
-back to the stock kernels (CUDA's fused dropout is already cheap). The masks come from torch's CPU generator, so a
-seeded run repeats exactly; they are other masks than `bernoulli_` would draw, so a run is not the same run as with
-stock dropout (same keep probability, same scaling).
+on CPU with attention dropout, where it computes SDPA's unfused math path in PyTorch ops with these masks. Off CPU
+both fall back to the stock kernels (CUDA's fused dropout is already cheap). The masks come from torch's CPU
+generator, so a seeded run repeats exactly; they are other masks than `bernoulli_` would draw, so a run is not the
+same run as with stock dropout (same keep probability, same scaling).
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def sdpa_cpu_dropout(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
                      is_causal: bool | None = None, **kwargs):
     """An attention function for transformers' `AttentionInterface`: SDPA, except while training on CPU with
     attention dropout, where SDPA would leave its fused kernel for the unfused math path and draw its masks with
-    `bernoulli_`: there it computes what that math path computes (scores and softmax in fp32, the probabilities
-    in the value dtype, dropout, weighted sum) with `cpu_dropout`'s masks. Masks come in SDPA's forms (None for
+    `bernoulli_`: there it computes what that math path computes (scores, softmax, dropout and weighted sum in
+    fp32, the output cast back to the value dtype) with `cpu_dropout`'s masks. Masks come in SDPA's forms (None for
     plain causal, bool with True = attend, or additive)."""
     q_length, kv_length = query.shape[2], key.shape[2]
     groups = getattr(module, "num_key_value_groups", 1)
@@ -83,9 +83,9 @@ def sdpa_cpu_dropout(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
-    # Scores and softmax in fp32, as SDPA's math path computes them on CPU from bf16 inputs: GPT-2's eager attention
-    # rounds the scores to bf16 and lands 1.65-1.8x further from fp32 (tests/test_dropout.py), so it would change
-    # more than the masks.
+    # In fp32 throughout, as SDPA's math path computes on CPU from bf16 inputs, so that only the masks change: GPT-2's
+    # eager attention rounds the scores to bf16 (1.65-1.8x further from fp32, tests/test_dropout.py), and bf16
+    # probabilities in the weighted sum went with a 0.011-nat higher validation loss (BENCHMARKS.md).
     with torch.autocast(query.device.type, enabled=False):
         scores = torch.matmul(query.float() * scaling, key.float().transpose(-1, -2))
         if attention_mask is None:
@@ -97,9 +97,9 @@ def sdpa_cpu_dropout(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
             scores.masked_fill_(~attention_mask, torch.finfo(scores.dtype).min)
         else:
             scores.add_(attention_mask)
-        weights = nn.functional.softmax(scores, dim=-1).to(value.dtype)
-    weights = cpu_dropout(weights, dropout, training=True)
-    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+        weights = cpu_dropout(nn.functional.softmax(scores, dim=-1), dropout, training=True)
+        output = torch.matmul(weights, value.float()).to(value.dtype)
+    return output.transpose(1, 2).contiguous(), None
 
 
 AttentionInterface.register(ATTENTION_NAME, sdpa_cpu_dropout)
