@@ -464,7 +464,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stock-dropout", action="store_true",
                         help="draw dropout masks with torch's own kernels on CPU (default: hindi_models.dropout's "
                              "cheaper masks: same keep probability, other random draws; at small they make a step "
-                             "1.16-1.59x shorter, BENCHMARKS.md)")
+                             "1.13-1.40x shorter, BENCHMARKS.md)")
     parser.add_argument("--eval-steps", type=int, help="validate every N steps (default: a tenth of the run)")
     parser.add_argument("--save-steps", type=int, help="checkpoint every N steps (default: --eval-steps)")
     parser.add_argument("--logging-steps", type=int,
