@@ -99,6 +99,12 @@ class PretrainSettings:
     hub_private: bool = False
     hub_revision: str | None = None
 
+    @property
+    def cpu_dropout_masks(self) -> bool:
+        """Whether the model draws `hindi_models.dropout`'s masks: not with `stock_dropout`, nor with
+        `torch_compile`, whose inductor kernels draw their own fused masks."""
+        return not (self.stock_dropout or self.torch_compile)
+
     @classmethod
     def from_kwargs(cls, **kwargs) -> "PretrainSettings":
         """Settings from keyword arguments, where hyperparameter keys (learning_rate, ...) may stand at the top."""
@@ -255,11 +261,11 @@ def training_arguments(run: Run) -> TrainingArguments:
 
 
 def training_model(run: Run, data: PreparedData, verbose: bool | None = None) -> PreTrainedModel:
-    """A fresh model of the run's architecture with its pretraining forward, and (unless `stock_dropout` or
-    `torch_compile`, whose inductor kernels draw their own fused masks) the cheaper CPU dropout masks."""
+    """A fresh model of the run's architecture with its pretraining forward and, where the settings ask for them
+    (`PretrainSettings.cpu_dropout_masks`), the cheaper CPU dropout masks."""
     verbose = run.state.is_main_process if verbose is None else verbose
     model = run.factory.create_model(tokenizer=data.tokenizer, verbose=verbose, for_pretraining=True)
-    if not (run.settings.stock_dropout or run.settings.torch_compile):
+    if run.settings.cpu_dropout_masks:
         use_cpu_dropout(model)
     return model
 
@@ -394,7 +400,7 @@ def finish(run: Run, data: PreparedData, trainer: Trainer, result, train_seconds
             training_config={"model_type": run.arch.name, "hyperparameters": h.as_dict(), "seed": s.seed,
                              "precision": run.precision, "word_budget": s.word_budget, "max_steps": run.planned_steps,
                              "corpus": str(s.corpus or "bundled sample"),
-                             "cpu_dropout_masks": not (s.stock_dropout or s.torch_compile)},
+                             "cpu_dropout_masks": s.cpu_dropout_masks},
             card_info={"training_data": describe_corpus(s.corpus), "training_budget": budget,
                        "hyperparameters": {**h.as_dict(), "seed": s.seed, "precision": run.precision}},
         )
