@@ -7,7 +7,8 @@ Per preset and architecture, the same batch × sequence length, corpus lines, to
                  `StepTimeCallback`: median wall time between optimizer steps after the warm-up steps, evaluation
                  and saving left out (reported on their own); with `--compile` also `--torch-compile`
                  (Trainer's `torch_compile`, inductor; compilation falls in the warm-up), with `--stock-dropout`
-                 also with torch's own dropout masks (`hindi-lm pretrain --stock-dropout`);
+                 also with torch's own dropout masks (`hindi-lm pretrain --stock-dropout`), with `--stock-malloc`
+                 also with glibc's default malloc settings (`hindi-lm pretrain --stock-malloc`);
   stock_trainer  stock `Trainer` + stock `DataCollatorForLanguageModeling` over the same blocks and the same stock
                  model class (`run_clm.py` / `run_mlm.py` style), `bf16=True` where the CPU has native bf16, else
                  fp32 (what `--precision auto` picks), timed by the same callback;
@@ -102,6 +103,8 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
         variants["product_compiled"] = {"torch_compile": True}
     if args.stock_dropout:
         variants["product_stock_dropout"] = {"stock_dropout": True}
+    if args.stock_malloc:
+        variants["product_stock_malloc"] = {"stock_malloc": True}
     for name, settings in variants.items():
         product = pretrain(model_type=model_type, preset=preset, corpus=str(corpus_file), tokenizer_path=tokenizer_dir,
                            output_dir=scratch / f"{model_type}-{name}", max_steps=steps, eval_steps=10 * steps,
@@ -165,6 +168,7 @@ def main() -> int:
     parser = speed_parser(__doc__.split("\n")[0], 12, "timed steps after the warm-up")
     parser.add_argument("--compile", action="store_true", help="also time the product with --torch-compile")
     parser.add_argument("--stock-dropout", action="store_true", help="also time the product with --stock-dropout")
+    parser.add_argument("--stock-malloc", action="store_true", help="also time the product with --stock-malloc")
     args = parser.parse_args()
     corpus = load_corpus("shared")
     lines = corpus["train"].select(range(args.lines))["text"]

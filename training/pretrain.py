@@ -47,6 +47,7 @@ from training.callbacks import (
     last_complete_checkpoint,
     truncate_log,
 )
+from training.allocator import keep_freed_memory
 from training.collators import make_collator
 from training.data import describe_corpus, load_corpus
 from training.packing import tokenize_and_pack
@@ -89,6 +90,7 @@ class PretrainSettings:
     gradient_checkpointing: bool = False
     torch_compile: bool = False
     stock_dropout: bool = False  # True: torch's own dropout masks on CPU instead of `hindi_models.dropout`'s
+    stock_malloc: bool = False  # True: glibc's default malloc settings instead of `training.allocator`'s on CPU
     resume: bool = False
     overwrite: bool = False
     num_proc: int | None = None
@@ -104,6 +106,12 @@ class PretrainSettings:
         """Whether the model draws `hindi_models.dropout`'s masks: not with `stock_dropout`, nor with
         `torch_compile`, whose inductor kernels draw their own fused masks."""
         return not (self.stock_dropout or self.torch_compile)
+
+    @property
+    def keeps_freed_memory(self) -> bool:
+        """Whether CPU training runs inside `training.allocator.keep_freed_memory` (not with `stock_malloc`, nor
+        on a GPU, where the host allocator holds no activations)."""
+        return not (self.stock_malloc or torch.cuda.is_available())
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "PretrainSettings":
@@ -136,6 +144,7 @@ class Run:
     # Set by `build_trainer` once the world size is known.
     tokens_per_step: int = 0
     planned_steps: int = 0
+    kept_freed_memory: bool = False  # set by `pretrain`: whether `keep_freed_memory` took effect
 
 
 @dataclass
@@ -400,7 +409,7 @@ def finish(run: Run, data: PreparedData, trainer: Trainer, result, train_seconds
             training_config={"model_type": run.arch.name, "hyperparameters": h.as_dict(), "seed": s.seed,
                              "precision": run.precision, "word_budget": s.word_budget, "max_steps": run.planned_steps,
                              "corpus": str(s.corpus or "bundled sample"),
-                             "cpu_dropout_masks": s.cpu_dropout_masks},
+                             "cpu_dropout_masks": s.cpu_dropout_masks, "kept_freed_memory": run.kept_freed_memory},
             card_info={"training_data": describe_corpus(s.corpus), "training_budget": budget,
                        "hyperparameters": {**h.as_dict(), "seed": s.seed, "precision": run.precision}},
         )
@@ -425,10 +434,11 @@ def pretrain(settings: PretrainSettings | None = None, /, **kwargs) -> dict:
     run = start_run(settings)
     set_seed(settings.seed)
     data = prepare_data(run)
-    model = training_model(run, data)
-    trainer = build_trainer(run, data, model)
-    result, seconds = train(run, trainer)
-    return finish(run, data, trainer, result, seconds)
+    with keep_freed_memory(settings.keeps_freed_memory) as run.kept_freed_memory:
+        model = training_model(run, data)
+        trainer = build_trainer(run, data, model)
+        result, seconds = train(run, trainer)
+        return finish(run, data, trainer, result, seconds)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -471,6 +481,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="draw dropout masks with torch's own kernels on CPU (default: hindi_models.dropout's "
                              "cheaper masks: same keep probability, other random draws; at small they make a step "
                              "1.13-1.40x shorter, BENCHMARKS.md)")
+    parser.add_argument("--stock-malloc", action="store_true",
+                        help="keep glibc's default malloc settings on CPU (default: training.allocator's, which keep "
+                             "freed memory for reuse instead of unmapping it: no change to what is computed; at "
+                             "small the hybrid's step 1.35x shorter, BENCHMARKS.md)")
     parser.add_argument("--eval-steps", type=int, help="validate every N steps (default: a tenth of the run)")
     parser.add_argument("--save-steps", type=int, help="checkpoint every N steps (default: --eval-steps)")
     parser.add_argument("--logging-steps", type=int,
@@ -499,7 +513,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, word_budget=int(args.word_budget) if args.word_budget else None, seed=args.seed,
         precision=args.precision, eval_steps=args.eval_steps, save_steps=args.save_steps,
         logging_steps=args.logging_steps, gradient_checkpointing=args.gradient_checkpointing,
-        torch_compile=args.torch_compile, stock_dropout=args.stock_dropout,
+        torch_compile=args.torch_compile, stock_dropout=args.stock_dropout, stock_malloc=args.stock_malloc,
         checkpoint_every_words=int(args.checkpoint_every_words) if args.checkpoint_every_words else None,
         resume=args.resume, overwrite=args.overwrite, num_proc=args.num_proc, report_to=args.report_to,
         push_to_hub=args.push_to_hub, hub_private=args.hub_private, hub_revision=args.hub_revision,
