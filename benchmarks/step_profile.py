@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.cpu_profile import group_of, ops_inside  # noqa: E402
 from benchmarks.train_speed import speed_parser  # noqa: E402
 from hindi_models.presets import load_preset  # noqa: E402
+from training.allocator import keep_freed_memory  # noqa: E402
 from training.data import load_corpus  # noqa: E402
 from training.pretrain import (  # noqa: E402
     PretrainSettings, build_trainer, prepare_data, resolve_precision, start_run, training_model)
@@ -94,7 +95,7 @@ def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratc
     trainer.add_callback(probe)
     # SDPA picks its kernel itself unless told (`--sdpa-backend math`: the unfused math path, for comparison)
     forced = sdpa_kernel(getattr(SDPBackend, args.sdpa_backend.upper())) if args.sdpa_backend else nullcontext()
-    with forced:
+    with forced, keep_freed_memory(settings.keeps_freed_memory):  # the allocator settings pretrain() uses
         trainer.train()
     config = model.config.decoder_config() if hasattr(model.config, "decoder_config") else model.config
     return {"model_type": model_type, "preset": preset_name, "batch": args.batch_size, "seq": run.preset.max_length,

@@ -3,7 +3,8 @@
     HF_HUB_OFFLINE=1 python benchmarks/train_speed.py --presets mini --out benchmarks/results/train_speed_mini.json
 
 Per preset and architecture, the same batch × sequence length, corpus lines, tokenizer and packed blocks:
-  product        `training.pretrain.pretrain()` (Trainer, the project's collators and defaults), timed by its own
+  product        `training.pretrain.pretrain()` (Trainer, the project's collators and defaults) in a fresh process as
+                 `hindi-lm pretrain` runs (its malloc settings stay out of this one), timed by its own
                  `StepTimeCallback`: median wall time between optimizer steps after the warm-up steps, evaluation
                  and saving left out (reported on their own); with `--compile` also `--torch-compile`
                  (Trainer's `torch_compile`, inductor; compilation falls in the warm-up), with `--stock-dropout`
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import statistics
 import sys
@@ -88,6 +90,13 @@ def stock_trainer(model, collator, blocks, args, precision: str, steps: int, war
     return timer.summary()
 
 
+def in_fresh_process(function, **kwargs):
+    """`function(**kwargs)` in a fresh Python process, as `hindi-lm pretrain` runs: the product's malloc settings
+    (`training.allocator`) and heap never reach the stock set-ups timed in this one."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, kwds=kwargs)
+
+
 def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir: Path, blocks, sentences, args,
             scratch: Path) -> dict:
     """The four set-ups for one architecture at one preset."""
@@ -106,10 +115,10 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
     if args.stock_malloc:
         variants["product_stock_malloc"] = {"stock_malloc": True}
     for name, settings in variants.items():
-        product = pretrain(model_type=model_type, preset=preset, corpus=str(corpus_file), tokenizer_path=tokenizer_dir,
-                           output_dir=scratch / f"{model_type}-{name}", max_steps=steps, eval_steps=10 * steps,
-                           batch_size=args.batch_size, report_to="none", disable_tqdm=True, seed=0, overwrite=True,
-                           **settings)
+        product = in_fresh_process(pretrain, model_type=model_type, preset=preset, corpus=str(corpus_file),
+                                   tokenizer_path=tokenizer_dir, output_dir=scratch / f"{model_type}-{name}",
+                                   max_steps=steps, eval_steps=10 * steps, batch_size=args.batch_size,
+                                   report_to="none", disable_tqdm=True, seed=0, overwrite=True, **settings)
         row[name] = {**product["speed"], "loss": product["train_loss"]}
 
     stock, plain = {}, {}
