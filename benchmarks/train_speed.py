@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
 from hindi_models.architectures import architecture_names, get_architecture  # noqa: E402
 from hindi_models.models import make_model_config  # noqa: E402
 from hindi_models.presets import load_preset  # noqa: E402
@@ -42,7 +43,7 @@ from hindi_models.tokenizer import load_tokenizer, train_tokenizer  # noqa: E402
 from training.callbacks import StepTimeCallback  # noqa: E402
 from training.data import load_corpus  # noqa: E402
 from training.packing import tokenize_and_pack  # noqa: E402
-from training.pretrain import pretrain, resolve_precision  # noqa: E402
+from training.pretrain import resolve_precision  # noqa: E402
 
 STOCK_TWIN = {"gpt": ("gpt",), "bert": ("bert",), "hybrid": ("gpt", "bert"), "gpt_bert": ("gpt",)}
 
@@ -90,11 +91,15 @@ def stock_trainer(model, collator, blocks, args, precision: str, steps: int, war
     return timer.summary()
 
 
-def in_fresh_process(function, **kwargs):
-    """`function(**kwargs)` in a fresh Python process, as `hindi-lm pretrain` runs: the product's malloc settings
-    (`training.allocator`) and heap never reach the stock set-ups timed in this one."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(function, kwds=kwargs)
+def in_fresh_process(**settings) -> dict:
+    """`pretrain(**settings)` (JSON-able values) in a fresh Python process, as `hindi-lm pretrain` runs: the
+    product's malloc settings (`training.allocator`) and heap never reach the stock set-ups timed in this one."""
+    code = ("import json, sys; from training.pretrain import pretrain; "
+            "json.dump(pretrain(**json.loads(sys.argv[1])), open(sys.argv[2], 'w'))")
+    with tempfile.TemporaryDirectory(prefix="product-") as folder:
+        metrics = Path(folder) / "metrics.json"
+        subprocess.run([sys.executable, "-c", code, json.dumps(settings), str(metrics)], check=True, cwd=REPO_ROOT)
+        return json.loads(metrics.read_text())
 
 
 def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir: Path, blocks, sentences, args,
@@ -115,8 +120,8 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
     if args.stock_malloc:
         variants["product_stock_malloc"] = {"stock_malloc": True}
     for name, settings in variants.items():
-        product = in_fresh_process(pretrain, model_type=model_type, preset=preset, corpus=str(corpus_file),
-                                   tokenizer_path=tokenizer_dir, output_dir=scratch / f"{model_type}-{name}",
+        product = in_fresh_process(model_type=model_type, preset=preset_name, corpus=str(corpus_file),
+                                   tokenizer_path=str(tokenizer_dir), output_dir=str(scratch / f"{model_type}-{name}"),
                                    max_steps=steps, eval_steps=10 * steps, batch_size=args.batch_size,
                                    report_to="none", disable_tqdm=True, seed=0, overwrite=True, **settings)
         row[name] = {**product["speed"], "loss": product["train_loss"]}
