@@ -47,7 +47,7 @@ from training.callbacks import (
     last_complete_checkpoint,
     truncate_log,
 )
-from training.allocator import keep_freed_memory
+from training.allocator import HeapTrimCallback, keep_freed_memory
 from training.collators import make_collator
 from training.data import describe_corpus, load_corpus
 from training.packing import tokenize_and_pack
@@ -304,6 +304,8 @@ def build_trainer(run: Run, data: PreparedData, model) -> Trainer:
     if run.resume_from is not None and run.state.is_main_process:
         truncate_log(json_log.path, int(run.resume_from.name.rsplit("-", 1)[1]))
     callbacks = [json_log, CheckpointCompleteCallback(), StepTimeCallback(tokens_per_step)]
+    if run.kept_freed_memory:
+        callbacks.append(HeapTrimCallback())
     if hasattr(collator, "epoch"):
         callbacks.append(MaskingEpochCallback(collator))
     if s.checkpoint_every_words:
