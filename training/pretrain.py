@@ -485,8 +485,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "1.13-1.40x shorter, BENCHMARKS.md)")
     parser.add_argument("--stock-malloc", action="store_true",
                         help="keep glibc's default malloc settings on CPU (default: training.allocator's, which keep "
-                             "freed memory for reuse instead of unmapping it: no change to what is computed; at "
-                             "small the hybrid's step 1.35x shorter, BENCHMARKS.md)")
+                             "freed memory for reuse instead of unmapping it, trimmed past 1.25x the resident memory "
+                             "after warm-up: nothing computed changes; at small the steps 1.12-1.57x shorter, "
+                             "BENCHMARKS.md)")
     parser.add_argument("--eval-steps", type=int, help="validate every N steps (default: a tenth of the run)")
     parser.add_argument("--save-steps", type=int, help="checkpoint every N steps (default: --eval-steps)")
     parser.add_argument("--logging-steps", type=int,
