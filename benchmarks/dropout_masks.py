@@ -83,5 +83,6 @@ def gaps(runs: dict) -> dict:
             }
     return out
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -89,13 +89,14 @@ def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratc
     run = start_run(settings)
     set_seed(settings.seed)
     data = prepare_data(run)
-    model = training_model(run, data, verbose=False)
-    trainer = build_trainer(run, data, model)
-    probe = ProfileSteps(args.warmup, args.steps)
-    trainer.add_callback(probe)
     # SDPA picks its kernel itself unless told (`--sdpa-backend math`: the unfused math path, for comparison)
     forced = sdpa_kernel(getattr(SDPBackend, args.sdpa_backend.upper())) if args.sdpa_backend else nullcontext()
-    with forced, keep_freed_memory(settings.keeps_freed_memory):  # the allocator settings pretrain() uses
+    # the allocator settings and heap trim of pretrain(), entered as it enters them
+    with forced, keep_freed_memory(settings.keeps_freed_memory) as run.kept_freed_memory:
+        model = training_model(run, data, verbose=False)
+        trainer = build_trainer(run, data, model)
+        probe = ProfileSteps(args.warmup, args.steps)
+        trainer.add_callback(probe)
         trainer.train()
     config = model.config.decoder_config() if hasattr(model.config, "decoder_config") else model.config
     return {"model_type": model_type, "preset": preset_name, "batch": args.batch_size, "seq": run.preset.max_length,

@@ -17,6 +17,7 @@ import ctypes.util
 import os
 import platform
 from contextlib import contextmanager
+from functools import cache
 
 from transformers import TrainerCallback
 
@@ -31,6 +32,7 @@ RESTORED = {M_MMAP_MAX: 65536, M_MMAP_THRESHOLD: 32 * 1024 * 1024, M_TRIM_THRESH
 KEEP = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: -1}  # -1: never trim (mallopt(3))
 
 
+@cache
 def _glibc():
     """The C library when it is glibc with `mallopt` (Linux), else None."""
     if platform.libc_ver()[0] != "glibc":
@@ -55,7 +57,7 @@ def keep_freed_memory(enabled: bool = True):
     finally:
         if active:
             _mallopt(libc, RESTORED)
-            libc.malloc_trim(ctypes.c_size_t(0))
+            trim_heap()
 
 
 def resident_bytes() -> int:
