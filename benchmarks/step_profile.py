@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.cpu_profile import group_of, ops_inside  # noqa: E402
 from benchmarks.train_speed import speed_parser  # noqa: E402
 from hindi_models.presets import load_preset  # noqa: E402
-from training.allocator import keep_freed_memory  # noqa: E402
+from training.allocator import ALLOCATORS, relaunch_with_mimalloc, training_allocator  # noqa: E402
 from training.data import load_corpus  # noqa: E402
 from training.pretrain import (  # noqa: E402
     PretrainSettings, build_trainer, prepare_data, resolve_precision, start_run, training_model)
@@ -85,22 +85,23 @@ def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratc
         model_type=model_type, preset=load_preset(preset_name, model_type=model_type), corpus=str(corpus_file),
         output_dir=scratch / f"{preset_name}-{model_type}", max_steps=args.warmup + args.steps + 1,
         eval_steps=1000, save_steps=1000, batch_size=args.batch_size, report_to="none", disable_tqdm=True, seed=0,
-        overwrite=True)
+        overwrite=True, allocator=args.allocator)
     run = start_run(settings)
     set_seed(settings.seed)
     data = prepare_data(run)
     # SDPA picks its kernel itself unless told (`--sdpa-backend math`: the unfused math path, for comparison)
     forced = sdpa_kernel(getattr(SDPBackend, args.sdpa_backend.upper())) if args.sdpa_backend else nullcontext()
-    # the allocator settings and heap trim of pretrain(), entered as it enters them
-    with forced, keep_freed_memory(settings.keeps_freed_memory) as run.kept_freed_memory:
+    # the allocator settings (and glibc's heap trim) of pretrain(), entered as it enters them
+    with forced, training_allocator(settings.allocator, on_gpu=torch.cuda.is_available()) as run.allocator:
         model = training_model(run, data, verbose=False)
         trainer = build_trainer(run, data, model)
         probe = ProfileSteps(args.warmup, args.steps)
         trainer.add_callback(probe)
         trainer.train()
     config = model.config.decoder_config() if hasattr(model.config, "decoder_config") else model.config
-    return {"model_type": model_type, "preset": preset_name, "batch": args.batch_size, "seq": run.preset.max_length,
-            "vocab": len(data.tokenizer), "precision": run.precision, "sdpa_backend": args.sdpa_backend or "auto",
+    return {"model_type": model_type, "preset": preset_name, "allocator": run.allocator, "batch": args.batch_size,
+            "seq": run.preset.max_length, "vocab": len(data.tokenizer), "precision": run.precision,
+            "sdpa_backend": args.sdpa_backend or "auto",
             "activation": getattr(config, "activation_function", getattr(config, "hidden_act", None)),
             **summarize(probe.profiler, args.steps, probe.wall)}
 
@@ -109,7 +110,10 @@ def main() -> int:
     parser = speed_parser(__doc__.split("\n")[0], 5, "profiled steps after the warm-up")
     parser.add_argument("--sdpa-backend", choices=["math", "flash_attention"], default=None,
                         help="force one SDPA kernel (default: SDPA's own choice)")
+    parser.add_argument("--allocator", choices=ALLOCATORS, default=ALLOCATORS[0],
+                        help="as `hindi-lm pretrain --allocator` (mimalloc: this script restarts itself with it)")
     args = parser.parse_args()
+    relaunch_with_mimalloc(args.allocator)
     lines = load_corpus("shared")["train"].select(range(args.lines))["text"]
     results = {"command": " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
                "torch": torch.__version__, "precision": resolve_precision("auto"), "runs": {}}

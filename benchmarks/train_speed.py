@@ -4,12 +4,13 @@
 
 Per preset and architecture, the same batch × sequence length, corpus lines, tokenizer and packed blocks:
   product        `training.pretrain.pretrain()` (Trainer, the project's collators and defaults) in a fresh process as
-                 `hindi-lm pretrain` runs (its malloc settings stay out of this one), timed by its own
+                 `hindi-lm pretrain` runs (with mimalloc preloaded, as `hindi-lm` restarts itself; its allocator
+                 and heap stay out of this process), timed by its own
                  `StepTimeCallback`: median wall time between optimizer steps after the warm-up steps, evaluation
                  and saving left out (reported on their own); with `--compile` also `--torch-compile`
                  (Trainer's `torch_compile`, inductor; compilation falls in the warm-up), with `--stock-dropout`
-                 also with torch's own dropout masks (`hindi-lm pretrain --stock-dropout`), with `--stock-malloc`
-                 also with glibc's default malloc settings (`hindi-lm pretrain --stock-malloc`);
+                 also with torch's own dropout masks (`hindi-lm pretrain --stock-dropout`), with `--allocators
+                 glibc-keep stock` also with those allocators (`hindi-lm pretrain --allocator ...`);
   stock_trainer  stock `Trainer` + stock `DataCollatorForLanguageModeling` over the same blocks and the same stock
                  model class (`run_clm.py` / `run_mlm.py` style), `bf16=True` where the CPU has native bf16, else
                  fp32 (what `--precision auto` picks), timed by the same callback;
@@ -40,6 +41,7 @@ from hindi_models.architectures import architecture_names, get_architecture  # n
 from hindi_models.models import make_model_config  # noqa: E402
 from hindi_models.presets import load_preset  # noqa: E402
 from hindi_models.tokenizer import load_tokenizer, train_tokenizer  # noqa: E402
+from training.allocator import ALLOCATORS, mimalloc_environment  # noqa: E402
 from training.callbacks import StepTimeCallback  # noqa: E402
 from training.data import load_corpus  # noqa: E402
 from training.packing import tokenize_and_pack  # noqa: E402
@@ -92,13 +94,16 @@ def stock_trainer(model, collator, blocks, args, precision: str, steps: int, war
 
 
 def in_fresh_process(**settings) -> dict:
-    """`pretrain(**settings)` (JSON-able values) in a fresh Python process, as `hindi-lm pretrain` runs: the
-    product's malloc settings (`training.allocator`) and heap never reach the stock set-ups timed in this one."""
+    """`pretrain(**settings)` (JSON-able values) in a fresh Python process, as `hindi-lm pretrain` runs: started
+    with mimalloc preloaded unless `allocator` says otherwise (`hindi-lm` restarts itself so), and the product's
+    allocator and heap never reach the stock set-ups timed in this one."""
     code = ("import json, sys; from training.pretrain import pretrain; "
             "json.dump(pretrain(**json.loads(sys.argv[1])), open(sys.argv[2], 'w'))")
+    env = mimalloc_environment() if settings.get("allocator", "mimalloc") == "mimalloc" else None
     with tempfile.TemporaryDirectory(prefix="product-") as folder:
         metrics = Path(folder) / "metrics.json"
-        subprocess.run([sys.executable, "-c", code, json.dumps(settings), str(metrics)], check=True, cwd=REPO_ROOT)
+        subprocess.run([sys.executable, "-c", code, json.dumps(settings), str(metrics)], check=True, cwd=REPO_ROOT,
+                       env=env)
         return json.loads(metrics.read_text())
 
 
@@ -117,14 +122,14 @@ def measure(preset_name: str, model_type: str, corpus_file: Path, tokenizer_dir:
         variants["product_compiled"] = {"torch_compile": True}
     if args.stock_dropout:
         variants["product_stock_dropout"] = {"stock_dropout": True}
-    if args.stock_malloc:
-        variants["product_stock_malloc"] = {"stock_malloc": True}
+    for allocator in args.allocators:
+        variants[f"product_{allocator.replace('-', '_')}"] = {"allocator": allocator}
     for name, settings in variants.items():
         product = in_fresh_process(model_type=model_type, preset=preset_name, corpus=str(corpus_file),
                                    tokenizer_path=str(tokenizer_dir), output_dir=str(scratch / f"{model_type}-{name}"),
                                    max_steps=steps, eval_steps=10 * steps, batch_size=args.batch_size,
                                    report_to="none", disable_tqdm=True, seed=0, overwrite=True, **settings)
-        row[name] = {**product["speed"], "loss": product["train_loss"]}
+        row[name] = {**product["speed"], "loss": product["train_loss"], "allocator": product["allocator"]}
 
     stock, plain = {}, {}
     for twin in STOCK_TWIN[model_type]:
@@ -182,7 +187,8 @@ def main() -> int:
     parser = speed_parser(__doc__.split("\n")[0], 12, "timed steps after the warm-up")
     parser.add_argument("--compile", action="store_true", help="also time the product with --torch-compile")
     parser.add_argument("--stock-dropout", action="store_true", help="also time the product with --stock-dropout")
-    parser.add_argument("--stock-malloc", action="store_true", help="also time the product with --stock-malloc")
+    parser.add_argument("--allocators", nargs="+", default=[], choices=ALLOCATORS[1:],
+                        help="also time the product with these `--allocator`s")
     args = parser.parse_args()
     corpus = load_corpus("shared")
     lines = corpus["train"].select(range(args.lines))["text"]

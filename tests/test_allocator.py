@@ -1,15 +1,23 @@
-"""`training.allocator.keep_freed_memory`: freed memory reused inside, glibc's behaviour back after, pretrain wiring."""
+"""`training.allocator`: mimalloc preloaded by a relaunch, glibc's settings (freed memory reused inside, glibc's
+behaviour back after), the pretrain wiring."""
 
 import ctypes
 import ctypes.util
 import json
+import os
 import platform
 import resource
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from training import allocator
 from training.allocator import keep_freed_memory
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 needs_glibc = pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's; elsewhere keep_freed_memory does nothing")
@@ -88,29 +96,116 @@ def test_disabled_block_changes_nothing():
             assert mapped_for_a_huge_tensor() == 1
 
 
-def test_pretrain_keeps_freed_memory_unless_told_otherwise_and_computes_the_same(tmp_path):
-    """The allocator settings change where tensors live, not what is computed: the same seed gives the same
-    training loss to the last bit with and without `stock_malloc`, and training_config.json records which ran."""
+def tiny_hybrid_loss(out: Path, allocator_name: str) -> float:
+    """(training loss, allocator that ran) of 3 steps of the tiny hybrid asked to use `allocator_name`, in this
+    process; the metrics and training_config.json must record the same allocator."""
     from training.pretrain import pretrain
 
-    def loss(stock):
-        out = tmp_path / f"run-{stock}"
-        metrics = pretrain(model_type="hybrid", preset="tiny", output_dir=out, max_steps=3, eval_steps=100, seed=0,
-                           report_to="none", disable_tqdm=True, stock_malloc=stock)
-        kept = json.loads((out / "training_config.json").read_text())["kept_freed_memory"]
-        assert kept is (GLIBC and not stock and not torch.cuda.is_available())
-        return metrics["train_loss"]
+    metrics = pretrain(model_type="hybrid", preset="tiny", output_dir=out, max_steps=3, eval_steps=100, seed=0,
+                       report_to="none", disable_tqdm=True, allocator=allocator_name)
+    ran = json.loads((out / "training_config.json").read_text())["allocator"]
+    assert ran == metrics["allocator"]
+    return metrics["train_loss"], ran
 
-    assert loss(False) == loss(True)
+
+def test_pretrain_in_process_falls_back_to_glibc_settings_and_computes_the_same(tmp_path):
+    """`pretrain()` in a process started without mimalloc keeps freed memory with glibc's settings instead (stock
+    with `allocator="stock"`); where tensors live changes, not what is computed: the same loss to the last bit."""
+    kept, ran_kept = tiny_hybrid_loss(tmp_path / "default", "mimalloc")
+    stock, ran_stock = tiny_hybrid_loss(tmp_path / "stock", "stock")
+    assert ran_kept == ("glibc-keep" if GLIBC and not torch.cuda.is_available() else "stock")
+    assert ran_stock == "stock"
+    assert kept == stock
+
+
+@pytest.mark.skipif(allocator.mimalloc_library() is None, reason="cmeel-mimalloc installs on Linux x86_64/aarch64 only")
+def test_cli_restarts_itself_with_mimalloc_and_computes_the_same(tmp_path):
+    """`hindi-lm pretrain` from its own command line restarts with mimalloc preloaded (recorded in
+    training_config.json) and trains to the same loss, to the last bit, as glibc's stock settings."""
+    out = tmp_path / "cli"
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator.RELAUNCHED)}
+    subprocess.run([sys.executable, "-m", "training.pretrain", "--model-type", "hybrid", "--preset", "tiny",
+                    "--output-dir", str(out), "--max-steps", "3", "--eval-steps", "100", "--seed", "0",
+                    "--report-to", "none"], check=True, cwd=REPO_ROOT, env=env, capture_output=True)
+    assert json.loads((out / "training_config.json").read_text())["allocator"] == "mimalloc"
+    loss = json.loads((tmp_path / "cli_checkpoints" / "metrics.json").read_text())["train_loss"]
+    assert loss == tiny_hybrid_loss(tmp_path / "stock", "stock")[0]
 
 
 def test_cli_flag_reaches_the_run(tmp_path):
+    """With an explicit argv (called from Python) nothing restarts; `--allocator stock` reaches the run."""
     from training.pretrain import main
 
     out = tmp_path / "cli"
     assert main(["--model-type", "gpt", "--preset", "tiny", "--output-dir", str(out), "--max-steps", "1",
-                 "--report-to", "none", "--stock-malloc"]) == 0
-    assert json.loads((out / "training_config.json").read_text())["kept_freed_memory"] is False
+                 "--report-to", "none", "--allocator", "stock"]) == 0
+    assert json.loads((out / "training_config.json").read_text())["allocator"] == "stock"
+
+
+@pytest.mark.skipif(allocator.mimalloc_library() is None, reason="cmeel-mimalloc installs on Linux x86_64/aarch64 only")
+def test_mimalloc_keeps_freed_pages_for_the_next_tensor():
+    """In a process started with `mimalloc_environment()`, repeated 64-MB tensors fault in no pages even when
+    mimalloc collects between them (`mi_collect(true)`, standing in for the purges a training's frees set off):
+    `MIMALLOC_PURGE_DELAY=-1` keeps the freed pages. Without that option the collection hands them back and every
+    tensor faults its pages in again (at least 32 each: 2-MB huge pages where mimalloc gets them, else 16,384)."""
+    code = ("import ctypes, resource, torch\n"
+            "from training.allocator import mimalloc_loaded\n"
+            "assert mimalloc_loaded()\n"
+            "collect = ctypes.CDLL(None).mi_collect\n"
+            "torch.empty(1 << 26, dtype=torch.uint8).fill_(1)\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+            "for _ in range(5):\n"
+            "    collect(ctypes.c_bool(True))\n"
+            "    torch.empty(1 << 26, dtype=torch.uint8).fill_(1)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n")
+
+    def faults(env):
+        done = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True)
+        return int(done.stdout.split()[-1])
+
+    env = allocator.mimalloc_environment()
+    huge_pages_per_tensor = MB64 // (2 * 1024 * 1024)
+    assert faults(env) < huge_pages_per_tensor
+    purging = {k: v for k, v in env.items() if k not in allocator.MIMALLOC_OPTIONS}
+    assert faults(purging) >= 5 * huge_pages_per_tensor
+
+
+def test_mimalloc_environment_preloads_in_front_and_sets_its_options(monkeypatch):
+    monkeypatch.setattr(allocator, "mimalloc_library", lambda: "/lib/libmimalloc.so")
+    env = allocator.mimalloc_environment({"LD_PRELOAD": "/lib/other.so", "PATH": "/bin"})
+    assert env == {"LD_PRELOAD": "/lib/libmimalloc.so:/lib/other.so", "PATH": "/bin", "MIMALLOC_PURGE_DELAY": "-1"}
+    assert allocator.mimalloc_environment({})["LD_PRELOAD"] == "/lib/libmimalloc.so"
+    monkeypatch.setattr(allocator, "mimalloc_library", lambda: None)
+    assert allocator.mimalloc_environment({}) is None
+
+
+def test_relaunch_only_where_asked_and_once(monkeypatch):
+    """The same command line is started again with the library preloaded and the relaunch mark set; not with
+    another allocator, not in a relaunched process, not where mimalloc is loaded already."""
+    launched = []
+    monkeypatch.setattr(allocator.os, "execve", lambda path, argv, env: launched.append((path, argv, env)))
+    monkeypatch.setattr(allocator, "mimalloc_library", lambda: "/lib/libmimalloc.so")
+    monkeypatch.setattr(allocator, "mimalloc_loaded", lambda: False)
+    monkeypatch.setattr(allocator.torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv(allocator.RELAUNCHED, raising=False)
+    monkeypatch.setattr(allocator.sys, "orig_argv", ["python", "-m", "training.pretrain", "--preset", "tiny"])
+    allocator.relaunch_with_mimalloc("stock")
+    allocator.relaunch_with_mimalloc("glibc-keep")
+    assert launched == []
+    allocator.relaunch_with_mimalloc("mimalloc")
+    (path, argv, env), = launched
+    assert (path, argv) == (sys.executable, [sys.executable, "-m", "training.pretrain", "--preset", "tiny"])
+    assert env["LD_PRELOAD"].startswith("/lib/libmimalloc.so") and env[allocator.RELAUNCHED] == "1"
+    monkeypatch.setenv(allocator.RELAUNCHED, "1")
+    allocator.relaunch_with_mimalloc("mimalloc")
+    assert len(launched) == 1
+
+
+def test_unknown_allocator_is_named():
+    with pytest.raises(ValueError, match="allocator must be one of .*got 'jemalloc'"):
+        with allocator.training_allocator("jemalloc"):
+            pass
 
 
 @needs_glibc
@@ -129,8 +224,6 @@ def test_trim_heap_gives_kept_memory_back():
 
 def test_heap_trim_callback_trims_only_past_its_limit(monkeypatch):
     """Baseline after the warm-up steps; a trim at each later step end where resident memory exceeds 1.25x it."""
-    from training import allocator
-
     resident = iter([100, 110, 125, 126, 100, 200])  # read at steps 3..8
     monkeypatch.setattr(allocator, "resident_bytes", lambda: next(resident))
     trims = []

@@ -7,7 +7,7 @@ import sys
 from importlib.metadata import version
 
 from training import compare, evaluate, finetune, lm_eval_tasks, pretrain
-from training.options import HelpFormatter, guarded, progress_bars_on_terminals_only
+from training.options import HelpFormatter, guarded, progress_bars_on_terminals_only, start_with_chosen_allocator
 
 SUBCOMMANDS = (
     ("pretrain", pretrain, "pretrain one architecture (see --model-type) from a preset"),
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the `hindi-lm` console script."""
     args = build_parser().parse_args(argv)
+    start_with_chosen_allocator(args, argv)
     progress_bars_on_terminals_only()
     return guarded(args.run, args)
 

@@ -320,6 +320,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "floors); probe: `hindi-lm finetune --linear-probe` (frozen states, full splits, the "
                              "same floors, minutes per model)")
     options.add_precision_argument(parser)
+    options.add_allocator_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue a stopped run in --output-dir with the same settings: finished models are "
@@ -340,5 +341,5 @@ def run(args: argparse.Namespace) -> int:
             finetune_examples=args.finetune_examples, finetune_seeds=tuple(args.finetune_seeds),
             finetune_protocol=args.finetune_protocol, precision=args.precision, cards_dir=args.cards_dir,
             encoder_position_embeddings=args.encoder_position_embeddings,
-            mlm_probability=args.mlm_probability, causal_fraction=args.causal_fraction)
+            mlm_probability=args.mlm_probability, causal_fraction=args.causal_fraction, allocator=args.allocator)
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hindi_models.configuration_hybrid import ENCODER_POSITION_EMBEDDINGS
 from hindi_models.presets import CAUSAL_FRACTION, MLM_PROBABILITY
+from training.allocator import ALLOCATORS, relaunch_with_mimalloc
 
 
 class UserError(Exception):
@@ -59,8 +60,16 @@ def standalone_main(name: str, module, argv=None) -> int:
                                      formatter_class=HelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv)
+    start_with_chosen_allocator(args, argv)
     progress_bars_on_terminals_only()
     return guarded(module.run, args)
+
+
+def start_with_chosen_allocator(args: argparse.Namespace, argv) -> None:
+    """A training command run from its own command line (`argv` None) with `--allocator mimalloc` restarts itself
+    with mimalloc preloaded (`training.allocator.relaunch_with_mimalloc`) before any work."""
+    if argv is None and getattr(args, "allocator", None):
+        relaunch_with_mimalloc(args.allocator)
 
 
 def single(values):
@@ -73,6 +82,15 @@ def add_corpus_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", nargs="+", default=None,
                         help="txt/jsonl files, globs or folders, 'shared' (the shared 6.9M-word corpus) or "
                              "hf://name[:config]; default: the bundled sample corpus")
+
+
+def add_allocator_argument(parser: argparse.ArgumentParser) -> None:
+    """`--allocator`: the memory allocator of CPU training (`training.allocator`)."""
+    parser.add_argument("--allocator", choices=ALLOCATORS, default=ALLOCATORS[0],
+                        help="memory allocator of CPU training: mimalloc (the command restarts itself with it "
+                             "preloaded; freed memory is kept for reuse), glibc-keep (glibc keeping freed memory, "
+                             "trimmed past 1.25x the resident memory after warm-up) or stock (glibc's defaults); "
+                             "nothing computed changes (step times: BENCHMARKS.md)")
 
 
 def add_preset_argument(parser: argparse.ArgumentParser) -> None:

@@ -47,7 +47,7 @@ from training.callbacks import (
     last_complete_checkpoint,
     truncate_log,
 )
-from training.allocator import HeapTrimCallback, keep_freed_memory
+from training.allocator import HeapTrimCallback, training_allocator
 from training.collators import make_collator
 from training.data import describe_corpus, load_corpus
 from training.packing import tokenize_and_pack
@@ -90,7 +90,7 @@ class PretrainSettings:
     gradient_checkpointing: bool = False
     torch_compile: bool = False
     stock_dropout: bool = False  # True: torch's own dropout masks on CPU instead of `hindi_models.dropout`'s
-    stock_malloc: bool = False  # True: glibc's default malloc settings instead of `training.allocator`'s on CPU
+    allocator: str = "mimalloc"  # on CPU: "mimalloc", "glibc-keep" or "stock" (`training.allocator`)
     resume: bool = False
     overwrite: bool = False
     num_proc: int | None = None
@@ -106,12 +106,6 @@ class PretrainSettings:
         """Whether the model draws `hindi_models.dropout`'s masks: not with `stock_dropout`, nor with
         `torch_compile`, whose inductor kernels draw their own fused masks."""
         return not (self.stock_dropout or self.torch_compile)
-
-    @property
-    def keeps_freed_memory(self) -> bool:
-        """Whether CPU training runs inside `training.allocator.keep_freed_memory` (not with `stock_malloc`, nor
-        on a GPU, where the host allocator holds no activations)."""
-        return not (self.stock_malloc or torch.cuda.is_available())
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "PretrainSettings":
@@ -144,7 +138,7 @@ class Run:
     # Set by `build_trainer` once the world size is known.
     tokens_per_step: int = 0
     planned_steps: int = 0
-    kept_freed_memory: bool = False  # set by `pretrain`: whether `keep_freed_memory` took effect
+    allocator: str = "stock"  # set by `pretrain`: the allocator the training ran with (`training_allocator`)
 
 
 @dataclass
@@ -304,7 +298,7 @@ def build_trainer(run: Run, data: PreparedData, model) -> Trainer:
     if run.resume_from is not None and run.state.is_main_process:
         truncate_log(json_log.path, int(run.resume_from.name.rsplit("-", 1)[1]))
     callbacks = [json_log, CheckpointCompleteCallback(), StepTimeCallback(tokens_per_step)]
-    if run.kept_freed_memory:
+    if run.allocator == "glibc-keep":
         callbacks.append(HeapTrimCallback())
     if hasattr(collator, "epoch"):
         callbacks.append(MaskingEpochCallback(collator))
@@ -396,6 +390,7 @@ def finish(run: Run, data: PreparedData, trainer: Trainer, result, train_seconds
         "train_loss": result.metrics.get("train_loss"),
         "speed": _callback(trainer, StepTimeCallback).summary(),
         "precision": run.precision,
+        "allocator": run.allocator,
         "num_processes": trainer.args.world_size,
         "tokens_per_word": round(data.tokens_per_word, 4),
         "corpus": dict(data.stats),
@@ -411,7 +406,7 @@ def finish(run: Run, data: PreparedData, trainer: Trainer, result, train_seconds
             training_config={"model_type": run.arch.name, "hyperparameters": h.as_dict(), "seed": s.seed,
                              "precision": run.precision, "word_budget": s.word_budget, "max_steps": run.planned_steps,
                              "corpus": str(s.corpus or "bundled sample"),
-                             "cpu_dropout_masks": s.cpu_dropout_masks, "kept_freed_memory": run.kept_freed_memory},
+                             "cpu_dropout_masks": s.cpu_dropout_masks, "allocator": run.allocator},
             card_info={"training_data": describe_corpus(s.corpus), "training_budget": budget,
                        "hyperparameters": {**h.as_dict(), "seed": s.seed, "precision": run.precision}},
         )
@@ -436,7 +431,7 @@ def pretrain(settings: PretrainSettings | None = None, /, **kwargs) -> dict:
     run = start_run(settings)
     set_seed(settings.seed)
     data = prepare_data(run)
-    with keep_freed_memory(settings.keeps_freed_memory) as run.kept_freed_memory:
+    with training_allocator(settings.allocator, on_gpu=torch.cuda.is_available()) as run.allocator:
         model = training_model(run, data)
         trainer = build_trainer(run, data, model)
         result, seconds = train(run, trainer)
@@ -483,11 +478,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="draw dropout masks with torch's own kernels on CPU (default: hindi_models.dropout's "
                              "cheaper masks: same keep probability, other random draws; at small they make a step "
                              "1.13-1.40x shorter, BENCHMARKS.md)")
-    parser.add_argument("--stock-malloc", action="store_true",
-                        help="keep glibc's default malloc settings on CPU (default: training.allocator's, which keep "
-                             "freed memory for reuse instead of unmapping it, trimmed past 1.25x the resident memory "
-                             "after warm-up: nothing computed changes; at small the steps 1.12-1.57x shorter, "
-                             "BENCHMARKS.md)")
+    options.add_allocator_argument(parser)
     parser.add_argument("--eval-steps", type=int, help="validate every N steps (default: a tenth of the run)")
     parser.add_argument("--save-steps", type=int, help="checkpoint every N steps (default: --eval-steps)")
     parser.add_argument("--logging-steps", type=int,
@@ -516,7 +507,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, word_budget=int(args.word_budget) if args.word_budget else None, seed=args.seed,
         precision=args.precision, eval_steps=args.eval_steps, save_steps=args.save_steps,
         logging_steps=args.logging_steps, gradient_checkpointing=args.gradient_checkpointing,
-        torch_compile=args.torch_compile, stock_dropout=args.stock_dropout, stock_malloc=args.stock_malloc,
+        torch_compile=args.torch_compile, stock_dropout=args.stock_dropout, allocator=args.allocator,
         checkpoint_every_words=int(args.checkpoint_every_words) if args.checkpoint_every_words else None,
         resume=args.resume, overwrite=args.overwrite, num_proc=args.num_proc, report_to=args.report_to,
         push_to_hub=args.push_to_hub, hub_private=args.hub_private, hub_revision=args.hub_revision,
