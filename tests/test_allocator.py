@@ -121,7 +121,9 @@ def test_pretrain_in_process_falls_back_to_glibc_settings_and_computes_the_same(
 @pytest.mark.skipif(allocator.mimalloc_library() is None, reason="cmeel-mimalloc installs on Linux x86_64/aarch64 only")
 def test_cli_restarts_itself_with_mimalloc_and_computes_the_same(tmp_path):
     """`hindi-lm pretrain` from its own command line restarts with mimalloc preloaded (recorded in
-    training_config.json) and trains to the same loss, to the last bit, as glibc's stock settings."""
+    training_config.json) and trains to the same loss as glibc's stock settings. Almost always to the last bit;
+    once in nine runs of a 5-step check the loss differed by 2e-7 relative (reruns identical): kernels may take
+    other paths for other addresses, so the test allows float noise."""
     out = tmp_path / "cli"
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator.RELAUNCHED)}
     subprocess.run([sys.executable, "-m", "training.pretrain", "--model-type", "hybrid", "--preset", "tiny",
@@ -129,7 +131,7 @@ def test_cli_restarts_itself_with_mimalloc_and_computes_the_same(tmp_path):
                     "--report-to", "none"], check=True, cwd=REPO_ROOT, env=env, capture_output=True)
     assert json.loads((out / "training_config.json").read_text())["allocator"] == "mimalloc"
     loss = json.loads((tmp_path / "cli_checkpoints" / "metrics.json").read_text())["train_loss"]
-    assert loss == tiny_hybrid_loss(tmp_path / "stock", "stock")[0]
+    assert loss == pytest.approx(tiny_hybrid_loss(tmp_path / "stock", "stock")[0], rel=1e-5, abs=0)
 
 
 def test_cli_flag_reaches_the_run(tmp_path):

@@ -264,3 +264,24 @@ def test_compare_writes_every_artifact(tmp_path, shared_data):
         assert "seed" in card.content and "pairs of" in card.content
     with pytest.raises(FileExistsError, match="already holds a run"):
         compare(run_dir=run, preset=fast_preset(), word_budget=100)
+
+
+def test_step_time_callback_leaves_out_warm_up_and_evaluation(monkeypatch):
+    """The speed record: steps after the warm-up, the interval after an evaluation or save left out (its extra
+    time reported on its own), median and mean of the steady steps."""
+    from types import SimpleNamespace
+
+    from training import callbacks
+
+    clock = iter([0.0, 10.0, 11.0, 12.0, 15.0, 16.0, 18.0])  # begin, then the end of steps 1..6
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    timer = callbacks.StepTimeCallback(tokens_per_step=100, warmup_steps=1)
+    state = SimpleNamespace(global_step=0)
+    timer.on_train_begin(None, state, None)
+    for step, evaluates in zip(range(1, 7), [False, False, True, False, False, False]):
+        state.global_step = step
+        timer.on_step_end(None, state, SimpleNamespace(should_evaluate=evaluates, should_save=False))
+    # steps: 10 s (warm-up), 1, 1 (then evaluation), 3 (left out), 1, 2
+    assert timer.summary() == {"steady_steps": 4, "step_seconds": 1.0, "mean_step_seconds": 1.25,
+                               "steady_tokens_per_second": 100.0, "warmup_steps": 1, "warmup_seconds": 10.0,
+                               "eval_and_save_seconds": 2.0}

@@ -64,12 +64,14 @@ class StepTimeCallback(TrainerCallback):
         self._busy = control.should_evaluate or control.should_save  # done after this hook, in the next interval
 
     def summary(self) -> dict:
-        """Median step seconds and tokens/s of the steady steps, warm-up seconds, and the seconds that evaluation
-        and saving added (interrupted intervals minus a median step each)."""
+        """Median step seconds and tokens/s of the steady steps (and their mean, which counts rare slow steps),
+        warm-up seconds, and the seconds that evaluation and saving added (interrupted intervals minus a median step
+        each)."""
         if not self.steady:
             return {}
         median = statistics.median(self.steady)
         return {"steady_steps": len(self.steady), "step_seconds": round(median, 4),
+                "mean_step_seconds": round(statistics.fmean(self.steady), 4),
                 "steady_tokens_per_second": round(self.tokens_per_step / median, 1),
                 "warmup_steps": self.warmup_steps, "warmup_seconds": round(self.warmup_seconds, 2),
                 "eval_and_save_seconds": round(sum(max(0.0, t - median) for t in self.interrupted), 2)}
