@@ -204,10 +204,16 @@ def test_relaunch_only_where_asked_and_once(monkeypatch):
     assert len(launched) == 1
 
 
-def test_unknown_allocator_is_named():
-    with pytest.raises(ValueError, match="allocator must be one of .*got 'jemalloc'"):
+def test_unknown_allocator_is_named_before_any_work(tmp_path):
+    """Refused by name, by `pretrain()` before the corpus or tokenizer is touched (no output folder made)."""
+    from training.pretrain import pretrain
+
+    with pytest.raises(ValueError, match="--allocator must be one of mimalloc, glibc-keep, stock, got 'jemalloc'"):
         with allocator.training_allocator("jemalloc"):
             pass
+    with pytest.raises(ValueError, match="got 'jemalloc'"):
+        pretrain(model_type="gpt", preset="tiny", output_dir=tmp_path / "run", max_steps=1, allocator="jemalloc")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run_checkpoints").exists()
 
 
 @needs_glibc

@@ -49,6 +49,12 @@ MIMALLOC_OPTIONS = {"MIMALLOC_PURGE_DELAY": "-1"}
 RELAUNCHED = "HINDI_LM_RELAUNCHED_WITH_MIMALLOC"
 
 
+def check_allocator(name: str) -> None:
+    """Refuse an allocator name that is not one of `ALLOCATORS`, naming it."""
+    if name not in ALLOCATORS:
+        raise ValueError(f"--allocator must be one of {', '.join(ALLOCATORS)}, got {name!r}")
+
+
 def mimalloc_library() -> str | None:
     """Path of `libmimalloc.so` from the installed `cmeel-mimalloc` wheel (Linux), else None."""
     if sys.platform != "linux":
@@ -124,8 +130,7 @@ def training_allocator(requested: str = "mimalloc", on_gpu: bool = False):
     """The allocator settings of a training run; yields the allocator it runs with: "mimalloc" where this process
     was started with it, else "glibc-keep" (`keep_freed_memory`) on CPU unless `requested` is "stock", else
     "stock" (glibc's defaults). `requested` is one of `ALLOCATORS`."""
-    if requested not in ALLOCATORS:
-        raise ValueError(f"allocator must be one of {ALLOCATORS}, got {requested!r}")
+    check_allocator(requested)
     if mimalloc_loaded():
         yield "mimalloc"
         return

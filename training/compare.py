@@ -123,7 +123,9 @@ def compare(
                     word_budget=word_budget, word_budgets={m: budgets[m] for m in word_budgets or {}} or None,
                     models=model_types, seed=seed, max_eval_texts=max_eval_texts, max_pairs=max_pairs,
                     finetune_examples=finetune_examples, finetune_seeds=list(finetune_seeds),
-                    finetune_protocol=finetune_protocol, pretrain=pretrain_kwargs)
+                    finetune_protocol=finetune_protocol,
+                    # the allocator decides where tensors live, not results: a run may resume with another
+                    pretrain={k: v for k, v in pretrain_kwargs.items() if k != "allocator"})
     splits = load_corpus(corpus, validation_fraction=0.05 if corpus is None else 0.01)
     if resume and (run_dir / "tokenizer" / "fertility.json").is_file():  # written last: the folder is complete
         tokenizer = load_tokenizer(run_dir / "tokenizer")

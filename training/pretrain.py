@@ -47,7 +47,7 @@ from training.callbacks import (
     last_complete_checkpoint,
     truncate_log,
 )
-from training.allocator import HeapTrimCallback, training_allocator
+from training.allocator import HeapTrimCallback, check_allocator, training_allocator
 from training.collators import make_collator
 from training.data import describe_corpus, load_corpus
 from training.packing import tokenize_and_pack
@@ -182,6 +182,7 @@ def check_settings(settings: PretrainSettings, hparams: TrainingHyperparameters)
         raise ValueError(f"--mlm-probability must be between 0 and 1, got {hparams.mlm_probability}")
     if not 0 <= hparams.causal_fraction <= 1:
         raise ValueError(f"--causal-fraction must be between 0 and 1, got {hparams.causal_fraction}")
+    check_allocator(settings.allocator)
 
 
 def start_run(settings: PretrainSettings) -> Run:
