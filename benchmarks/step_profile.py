@@ -92,7 +92,7 @@ def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratc
     # SDPA picks its kernel itself unless told (`--sdpa-backend math`: the unfused math path, for comparison)
     forced = sdpa_kernel(getattr(SDPBackend, args.sdpa_backend.upper())) if args.sdpa_backend else nullcontext()
     # the allocator settings (and glibc's heap trim) of pretrain(), entered as it enters them
-    with forced, training_allocator(settings.allocator, on_gpu=torch.cuda.is_available()) as run.allocator:
+    with forced, training_allocator(settings.allocator) as run.allocator:
         model = training_model(run, data, verbose=False)
         trainer = build_trainer(run, data, model)
         probe = ProfileSteps(args.warmup, args.steps)

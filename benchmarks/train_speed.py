@@ -99,7 +99,7 @@ def in_fresh_process(**settings) -> dict:
     allocator and heap never reach the stock set-ups timed in this one."""
     code = ("import json, sys; from training.pretrain import pretrain; "
             "json.dump(pretrain(**json.loads(sys.argv[1])), open(sys.argv[2], 'w'))")
-    env = mimalloc_environment() if settings.get("allocator", "mimalloc") == "mimalloc" else None
+    env = mimalloc_environment() if settings.get("allocator", ALLOCATORS[0]) == "mimalloc" else None
     with tempfile.TemporaryDirectory(prefix="product-") as folder:
         metrics = Path(folder) / "metrics.json"
         subprocess.run([sys.executable, "-c", code, json.dumps(settings), str(metrics)], check=True, cwd=REPO_ROOT,

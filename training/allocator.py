@@ -1,4 +1,4 @@
-"""Keep freed memory in the process during CPU training, with glibc's own malloc settings (`mallopt`).
+"""The memory allocator of CPU training: keep freed memory in the process, with mimalloc or glibc's own settings.
 
 At `small` every attention-sized tensor ([32 × 8 × 256 × 256], 34-67 MB) is larger than glibc's largest mmap
 threshold (32 MB), so glibc maps each one afresh, the kernel zero-fills it page by page on first touch, and unmaps
@@ -126,15 +126,16 @@ def keep_freed_memory(enabled: bool = True):
 
 
 @contextmanager
-def training_allocator(requested: str = "mimalloc", on_gpu: bool = False):
+def training_allocator(requested: str = ALLOCATORS[0]):
     """The allocator settings of a training run; yields the allocator it runs with: "mimalloc" where this process
-    was started with it, else "glibc-keep" (`keep_freed_memory`) on CPU unless `requested` is "stock", else
-    "stock" (glibc's defaults). `requested` is one of `ALLOCATORS`."""
+    was started with it, else "glibc-keep" (`keep_freed_memory`) when no GPU is visible, unless `requested` is
+    "stock", else "stock" (glibc's defaults). `requested` is one of `ALLOCATORS`."""
     check_allocator(requested)
     if mimalloc_loaded():
         yield "mimalloc"
         return
-    with keep_freed_memory(requested != "stock" and not on_gpu) as kept:
+    # on a GPU the host allocator holds no activations (and nothing was measured there)
+    with keep_freed_memory(requested != "stock" and not torch.cuda.is_available()) as kept:
         yield "glibc-keep" if kept else "stock"
 
 

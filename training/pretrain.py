@@ -47,7 +47,7 @@ from training.callbacks import (
     last_complete_checkpoint,
     truncate_log,
 )
-from training.allocator import HeapTrimCallback, check_allocator, training_allocator
+from training.allocator import ALLOCATORS, HeapTrimCallback, check_allocator, training_allocator
 from training.collators import make_collator
 from training.data import describe_corpus, load_corpus
 from training.packing import tokenize_and_pack
@@ -90,7 +90,7 @@ class PretrainSettings:
     gradient_checkpointing: bool = False
     torch_compile: bool = False
     stock_dropout: bool = False  # True: torch's own dropout masks on CPU instead of `hindi_models.dropout`'s
-    allocator: str = "mimalloc"  # on CPU: "mimalloc", "glibc-keep" or "stock" (`training.allocator`)
+    allocator: str = ALLOCATORS[0]  # on CPU: "mimalloc", "glibc-keep" or "stock" (`training.allocator`)
     resume: bool = False
     overwrite: bool = False
     num_proc: int | None = None
@@ -432,7 +432,7 @@ def pretrain(settings: PretrainSettings | None = None, /, **kwargs) -> dict:
     run = start_run(settings)
     set_seed(settings.seed)
     data = prepare_data(run)
-    with training_allocator(settings.allocator, on_gpu=torch.cuda.is_available()) as run.allocator:
+    with training_allocator(settings.allocator) as run.allocator:
         model = training_model(run, data)
         trainer = build_trainer(run, data, model)
         result, seconds = train(run, trainer)
