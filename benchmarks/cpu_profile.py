@@ -48,15 +48,15 @@ def group_of(op_name: str) -> str:
     return GROUP_OF.get(op_name, "elementwise / other")
 
 
-def ops_inside(prof, range_name: str) -> dict[str, float]:
-    """Self CPU time (us) per aten op inside the profiler ranges whose name starts with `range_name` (by event
-    interval containment)."""
+def ops_inside(prof, range_name: str, device: bool = False) -> dict[str, float]:
+    """Self CPU time (us; with `device`, the GPU kernel time it launched) per aten op inside the profiler ranges
+    whose name starts with `range_name` (by event interval containment)."""
     events = prof.events()
     ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name.startswith(range_name)]
     inside = defaultdict(float)
     for e in events:
         if e.name.startswith("aten::") and any(a <= e.time_range.start and e.time_range.end <= b for a, b in ranges):
-            inside[e.name] += e.self_cpu_time_total
+            inside[e.name] += e.self_device_time_total if device else e.self_cpu_time_total
     return dict(inside)
 
 

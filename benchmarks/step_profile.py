@@ -43,46 +43,58 @@ OPTIMIZER_RANGE = "Optimizer.step#"
 
 class ProfileSteps(TrainerCallback):
     """Profiles optimizer steps `warmup + 1` .. `warmup + steps` of a Trainer run (whole steps, collation included),
-    then stops the training."""
+    then stops the training. With `device=True` (CUDA) the GPU's kernels are recorded too, and the wall time is
+    taken between synchronisations."""
 
-    def __init__(self, warmup: int, steps: int):
+    def __init__(self, warmup: int, steps: int, device: bool = False):
         if warmup < 1 or steps < 1:
             raise ValueError(f"--warmup and --steps must be at least 1, got {warmup} and {steps}")
-        self.warmup, self.steps = warmup, steps
+        self.warmup, self.steps, self.device = warmup, steps, device
         self.profiler, self.started, self.wall = None, 0.0, 0.0
+
+    def _now(self) -> float:
+        if self.device:
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.warmup:
-            self.profiler = profile(activities=[ProfilerActivity.CPU])
+            self.profiler = profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * self.device)
             self.profiler.start()
-            self.started = time.perf_counter()
+            self.started = self._now()
         elif state.global_step == self.warmup + self.steps and self.profiler is not None:
-            self.wall = time.perf_counter() - self.started
+            self.wall = self._now() - self.started
             self.profiler.stop()
             control.should_training_stop = True
 
 
-def summarize(prof, steps: int, wall: float) -> dict:
-    """Self CPU ms per step by op group (the optimizer's ops in their own group) and the top ops."""
-    inside = ops_inside(prof, OPTIMIZER_RANGE)
-    per_op = {e.key: e.self_cpu_time_total for e in prof.key_averages() if e.key.startswith("aten::")}
+def summarize(prof, steps: int, wall: float, device: bool = False) -> dict:
+    """Self CPU ms per step by op group (the optimizer's ops in their own group) and the top ops; with `device`,
+    the GPU kernel time each aten op launched instead."""
+    inside = ops_inside(prof, OPTIMIZER_RANGE, device)
+    per_op = {e.key: e.self_device_time_total if device else e.self_cpu_time_total
+              for e in prof.key_averages() if e.key.startswith("aten::")}
     groups = defaultdict(float, optimizer=sum(inside.values()))
     for op, time_us in per_op.items():
         groups[group_of(op)] += time_us - inside.get(op, 0.0)
     aten = sum(groups.values())
     top = sorted(per_op.items(), key=lambda kv: -kv[1])[:15]
     ranked = sorted(groups.items(), key=lambda kv: -kv[1])
-    return {"wall_ms_per_step": round(1000 * wall / steps, 1), "aten_ms_per_step": round(aten / 1000 / steps, 1),
-            "outside_aten_share": round(1 - aten / 1e6 / wall, 3),
+    return {"wall_ms_per_step": round(1000 * wall / steps, 1),
+            ("kernel_ms_per_step" if device else "aten_ms_per_step"): round(aten / 1000 / steps, 1),
+            ("gpu_idle_share" if device else "outside_aten_share"): round(1 - aten / 1e6 / wall, 3),
             "group_ms_per_step": {g: round(t / 1000 / steps, 1) for g, t in ranked},
             "group_share": {g: round(t / aten, 3) for g, t in ranked},
             "top_ops": [{"op": k, "ms_per_step": round(v / 1000 / steps, 1)} for k, v in top]}
 
 
-def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratch: Path, args) -> dict:
-    """Profile `args.steps` steady Trainer steps of `hindi-lm pretrain --model-type model_type --preset preset_name`."""
+def profile_product(model_type: str, preset_name: str, corpus_file: Path | None, scratch: Path, args,
+                    device: bool = False) -> dict:
+    """Profile `args.steps` steady Trainer steps of `hindi-lm pretrain --model-type model_type --preset preset_name`
+    (`device`: on the GPU, kernel times; `benchmarks/gpu_product_path.py`)."""
     settings = PretrainSettings.from_kwargs(
-        model_type=model_type, preset=load_preset(preset_name, model_type=model_type), corpus=str(corpus_file),
+        model_type=model_type, preset=load_preset(preset_name, model_type=model_type),
+        corpus=corpus_file and str(corpus_file),
         output_dir=scratch / f"{preset_name}-{model_type}", max_steps=args.warmup + args.steps + 1,
         eval_steps=1000, save_steps=1000, batch_size=args.batch_size, report_to="none", disable_tqdm=True, seed=0,
         overwrite=True, allocator=args.allocator)
@@ -95,7 +107,7 @@ def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratc
     with forced, training_allocator(settings.allocator) as run.allocator:
         model = training_model(run, data, verbose=False)
         trainer = build_trainer(run, data, model)
-        probe = ProfileSteps(args.warmup, args.steps)
+        probe = ProfileSteps(args.warmup, args.steps, device)
         trainer.add_callback(probe)
         trainer.train()
     config = model.config.decoder_config() if hasattr(model.config, "decoder_config") else model.config
@@ -103,7 +115,7 @@ def profile_product(model_type: str, preset_name: str, corpus_file: Path, scratc
             "seq": run.preset.max_length, "vocab": len(data.tokenizer), "precision": run.precision,
             "sdpa_backend": args.sdpa_backend or "auto",
             "activation": getattr(config, "activation_function", getattr(config, "hidden_act", None)),
-            **summarize(probe.profiler, args.steps, probe.wall)}
+            **summarize(probe.profiler, args.steps, probe.wall, device)}
 
 
 def main() -> int:

@@ -134,6 +134,25 @@ def test_cli_restarts_itself_with_mimalloc_and_computes_the_same(tmp_path):
     assert loss == pytest.approx(tiny_hybrid_loss(tmp_path / "stock", "stock")[0], rel=1e-5, abs=0)
 
 
+@pytest.mark.skipif(allocator.mimalloc_library() is None, reason="cmeel-mimalloc installs on Linux x86_64/aarch64 only")
+def test_finetune_cli_restarts_itself_with_mimalloc_and_scores_the_same(saved_models, shared_data, tmp_path):
+    """`hindi-lm finetune` from its own command line restarts with mimalloc too (recorded in the summary's
+    settings); `--allocator stock` from Python stays on glibc; the fine-tuned scores are the same."""
+    from training.finetune import main
+
+    common = ["--model", str(saved_models["bert"]), "--tasks", "bbc_topic", "--seeds", "0", "--quick",
+              "--max-train-examples", "32", "--max-eval-examples", "16", "--shared-data", str(shared_data)]
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator.RELAUNCHED)}
+    subprocess.run([sys.executable, "-m", "training.finetune", *common, "--output", str(tmp_path / "cli.json")],
+                   check=True, cwd=REPO_ROOT, env=env, capture_output=True)
+    assert main([*common, "--allocator", "stock", "--output", str(tmp_path / "stock.json")]) == 0
+    cli, stock = (json.loads((tmp_path / name).read_text()) for name in ("cli.json", "stock.json"))
+    assert (cli["settings"]["allocator"], stock["settings"]["allocator"]) == ("mimalloc", "stock")
+    scores = [{k: summary["tasks"]["bbc_topic"]["per_seed"][0][k] for k in ("loss", "accuracy", "macro_f1")}
+              for summary in (cli, stock)]
+    assert scores[0] == pytest.approx(scores[1], rel=1e-5, abs=0)
+
+
 def test_cli_flag_reaches_the_run(tmp_path):
     """With an explicit argv (called from Python) nothing restarts; `--allocator stock` reaches the run."""
     from training.pretrain import main

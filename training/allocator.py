@@ -82,6 +82,11 @@ def mimalloc_environment(environ: dict | None = None) -> dict | None:
     return {**env, **MIMALLOC_OPTIONS}
 
 
+def process_allocator() -> str:
+    """The allocator this process runs with outside `training_allocator`: "mimalloc" or "stock" (glibc's defaults)."""
+    return "mimalloc" if mimalloc_loaded() else "stock"
+
+
 def relaunch_with_mimalloc(allocator: str) -> None:
     """Replace this process by the same command with mimalloc preloaded (`os.execve`; it does not return) when
     `allocator` is "mimalloc", it is not loaded yet, the library is installed, no GPU is visible (measured on CPU

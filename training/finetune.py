@@ -56,6 +56,7 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 
 from training import options
+from training.allocator import process_allocator
 from training.pretrain import resolve_precision
 from training.probe import probe_suite
 from training.task_encoding import (
@@ -74,6 +75,7 @@ from training.task_encoding import (
 DEFAULTS = dict(epochs=3.0, batch_size=16, learning_rate=5e-5, max_length=256)  # one `finetune()` call
 PROTOCOL = dict(epochs=10.0, batch_size=32, learning_rates=(1e-4, 3e-4, 1e-3), patience=3, seeds=(0, 1, 2))
 QUICK = dict(epochs=1.0, batch_size=16, learning_rates=(5e-5,), max_examples=800)
+FINETUNE_ALLOCATORS = ("mimalloc", "stock")  # `hindi-lm finetune --allocator` (training.allocator)
 
 
 # --------------------------------------------------------------------------- fine-tuning
@@ -290,7 +292,8 @@ def finetune_suite(
                "settings": dict(epochs=epochs, batch_size=batch_size, learning_rates=list(learning_rates),
                                 patience=None if quick else patience, from_scratch=from_scratch,
                                 max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
-                                precision=precision, length_grouping=length_grouping),
+                                precision=precision, length_grouping=length_grouping,
+                                allocator=process_allocator()),
                "tasks": {}}
     for name in tasks:
         task_started = time.perf_counter()
@@ -378,6 +381,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"first N dev and test examples (default: all; --quick {QUICK['max_examples']})")
     options.add_precision_argument(parser)
     options.add_shared_data_argument(parser)
+    # glibc-keep is left out: measured for pretraining's fixed-size blocks only, and its heap grows without a trim
+    options.add_allocator_argument(parser, choices=FINETUNE_ALLOCATORS)
     parser.add_argument("--output", type=Path, help="JSON file to write the summary to (default: print only)")
 
 

@@ -84,12 +84,15 @@ def add_corpus_argument(parser: argparse.ArgumentParser) -> None:
                              "hf://name[:config]; default: the bundled sample corpus")
 
 
-def add_allocator_argument(parser: argparse.ArgumentParser) -> None:
-    """`--allocator`: the memory allocator of CPU training (`training.allocator`)."""
-    parser.add_argument("--allocator", choices=ALLOCATORS, default=ALLOCATORS[0],
-                        help="memory allocator of CPU training: mimalloc (the command restarts itself with it "
-                             "preloaded; freed memory is kept for reuse), glibc-keep (glibc keeping freed memory, "
-                             "trimmed past 1.25x the resident memory after warm-up) or stock (glibc's defaults); "
+def add_allocator_argument(parser: argparse.ArgumentParser, choices=ALLOCATORS) -> None:
+    """`--allocator`: the memory allocator of CPU training (`training.allocator`), one of `choices` (the default
+    first)."""
+    meanings = {"mimalloc": "mimalloc (the command restarts itself with it preloaded; freed memory is kept for reuse)",
+                "glibc-keep": "glibc-keep (glibc keeping freed memory, trimmed past 1.25x the resident memory after "
+                              "warm-up)",
+                "stock": "stock (glibc's defaults)"}
+    parser.add_argument("--allocator", choices=choices, default=choices[0],
+                        help=f"memory allocator of CPU training: {', '.join(meanings[c] for c in choices)}; "
                              "nothing computed changes (step times: BENCHMARKS.md)")
 
 
