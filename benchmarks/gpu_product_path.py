@@ -14,9 +14,9 @@ position) × tokens/s / the card's dense bf16 peak. Then `--profile-steps` eager
 time the GPU idled. The tokenizer is trained once on the corpus (at most the preset's vocabulary) and shared.
 
 The device machine has no shared data folder: write a slice of the shared corpus into an ignored folder first and
-carry it (`--lines` lines; with the bundled sample alone the vocabulary stays far below the preset's 32,000):
-    .venv/bin/python -c "from training.data import load_corpus; import pathlib; p = pathlib.Path('.gpu_corpus'); \
-p.mkdir(exist_ok=True); (p / 'corpus.txt').write_text('\\n'.join(load_corpus('shared')['train'].select(range(60000))['text']))"
+carry it (60,000 lines below; with the bundled sample alone the vocabulary stays far below the preset's 32,000):
+    mkdir -p .gpu_corpus && .venv/bin/python -c "from training.data import load_corpus; \
+open('.gpu_corpus/corpus.txt', 'w').write('\\n'.join(load_corpus('shared')['train'].select(range(60000))['text']))"
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.gpu_throughput import PEAK_BF16, flops_per_token  # noqa: E402
 from benchmarks.step_profile import profile_product  # noqa: E402
+from hindi_models.architectures import architecture_names  # noqa: E402
 from hindi_models.presets import load_preset  # noqa: E402
 from hindi_models.tokenizer import train_tokenizer  # noqa: E402
 from training.data import load_corpus  # noqa: E402
@@ -70,7 +71,7 @@ def time_product(model_type: str, args, corpus: Path, tokenizer_dir: Path, scrat
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--models", nargs="+", default=["gpt", "hybrid"])
+    parser.add_argument("--models", nargs="+", default=["gpt", "hybrid"], choices=architecture_names())
     parser.add_argument("--preset", default="base")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per timed run (3 are warm-up)")
