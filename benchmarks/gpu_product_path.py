@@ -104,7 +104,7 @@ def main() -> int:
             probe = argparse.Namespace(warmup=3, steps=args.profile_steps, batch_size=args.batch_size,
                                        allocator="stock", sdpa_backend=None)
             row["profile"] = profile_product(model_type, args.preset, corpus, scratch, probe,
-                                             device=torch.cuda.is_available())
+                                             device=torch.cuda.is_available(), tokenizer_path=scratch / "tokenizer")
             results["runs"][model_type] = row
             print(model_type, json.dumps({k: {m: v.get(m) for m in ("tokens_per_second_mean_step", "mfu")}
                                           for k, v in row.items() if k != "profile"}), flush=True)

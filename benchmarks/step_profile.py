@@ -89,15 +89,16 @@ def summarize(prof, steps: int, wall: float, device: bool = False) -> dict:
 
 
 def profile_product(model_type: str, preset_name: str, corpus_file: Path | None, scratch: Path, args,
-                    device: bool = False) -> dict:
+                    device: bool = False, tokenizer_path: Path | None = None) -> dict:
     """Profile `args.steps` steady Trainer steps of `hindi-lm pretrain --model-type model_type --preset preset_name`
-    (`device`: on the GPU, kernel times; `benchmarks/gpu_product_path.py`)."""
+    (`device`: on the GPU, kernel times; `benchmarks/gpu_product_path.py`; `tokenizer_path`: a trained tokenizer
+    instead of training one on the corpus)."""
     settings = PretrainSettings.from_kwargs(
         model_type=model_type, preset=load_preset(preset_name, model_type=model_type),
         corpus=corpus_file and str(corpus_file),
         output_dir=scratch / f"{preset_name}-{model_type}", max_steps=args.warmup + args.steps + 1,
         eval_steps=1000, save_steps=1000, batch_size=args.batch_size, report_to="none", disable_tqdm=True, seed=0,
-        overwrite=True, allocator=args.allocator)
+        overwrite=True, allocator=args.allocator, tokenizer_path=tokenizer_path)
     run = start_run(settings)
     set_seed(settings.seed)
     data = prepare_data(run)

@@ -118,6 +118,11 @@ def test_pretrain_in_process_falls_back_to_glibc_settings_and_computes_the_same(
     assert kept == stock
 
 
+def environment_without_mimalloc() -> dict:
+    """This process' environment for a child that starts as a user's command would: no preload, not a relaunch."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator.RELAUNCHED)}
+
+
 @pytest.mark.skipif(allocator.mimalloc_library() is None, reason="cmeel-mimalloc installs on Linux x86_64/aarch64 only")
 def test_cli_restarts_itself_with_mimalloc_and_computes_the_same(tmp_path):
     """`hindi-lm pretrain` from its own command line restarts with mimalloc preloaded (recorded in
@@ -125,7 +130,7 @@ def test_cli_restarts_itself_with_mimalloc_and_computes_the_same(tmp_path):
     once in nine runs of a 5-step check the loss differed by 2e-7 relative (reruns identical): kernels may take
     other paths for other addresses, so the test allows float noise."""
     out = tmp_path / "cli"
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator.RELAUNCHED)}
+    env = environment_without_mimalloc()
     subprocess.run([sys.executable, "-m", "training.pretrain", "--model-type", "hybrid", "--preset", "tiny",
                     "--output-dir", str(out), "--max-steps", "3", "--eval-steps", "100", "--seed", "0",
                     "--report-to", "none"], check=True, cwd=REPO_ROOT, env=env, capture_output=True)
@@ -142,7 +147,7 @@ def test_finetune_cli_restarts_itself_with_mimalloc_and_scores_the_same(saved_mo
 
     common = ["--model", str(saved_models["bert"]), "--tasks", "bbc_topic", "--seeds", "0", "--quick",
               "--max-train-examples", "32", "--max-eval-examples", "16", "--shared-data", str(shared_data)]
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator.RELAUNCHED)}
+    env = environment_without_mimalloc()
     subprocess.run([sys.executable, "-m", "training.finetune", *common, "--output", str(tmp_path / "cli.json")],
                    check=True, cwd=REPO_ROOT, env=env, capture_output=True)
     assert main([*common, "--allocator", "stock", "--output", str(tmp_path / "stock.json")]) == 0
